@@ -1,0 +1,31 @@
+# Everyday targets. The README's two commands need none of them: `go run ./cmd/meeting`
+# runs the product and `hack/test.sh` runs every test.
+GO ?= go
+BIN ?= bin
+
+.PHONY: all build run test bench generate verify fmt vet
+
+all: build
+
+build: ## the one binary
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/meeting ./cmd/meeting
+
+run: ## standalone, as a newcomer runs it
+	$(GO) run ./cmd/meeting
+
+test: ## every test, installing what the tests need
+	hack/test.sh
+
+bench: ## benchmarks that print the performance figures
+	hack/bench.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+generate: ## regenerate code and manifests
+
+verify: generate ## fail when generated files drift from the sources
+	git diff --exit-code -- api config docs charts || (echo "generated files drifted: run make generate and commit" >&2; exit 1)

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/peterbourgon/ff/v3"
+)
+
+// envPrefix prefixes the environment variable that matches each flag:
+// --http-addr is also MEETING_HTTP_ADDR.
+const envPrefix = "MEETING"
+
+// envName is the environment variable that sets the flag called name.
+func envName(name string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+}
+
+// newFlagSet returns a flag set whose help text names each flag's
+// environment variable. extra is printed after the flags.
+func newFlagSet(name, summary string, out io.Writer, extra string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: %s [flags]\n\n%s\n\nFlags (each also read from the environment variable shown):\n", name, summary)
+		fs.VisitAll(func(f *flag.Flag) {
+			typ, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(out, "  --%s %s\t[%s]\n    \t%s", f.Name, typ, envName(f.Name), usage)
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+				fmt.Fprintf(out, " (default %q)", f.DefValue)
+			}
+			fmt.Fprintln(out)
+		})
+		fmt.Fprint(out, extra)
+	}
+	return fs
+}
+
+// parseFlags reads args, then the environment for flags not given as args.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	return ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix))
+}
+
+// logFlags configures the structured logger every role uses.
+type logFlags struct {
+	format string
+	level  slog.Level
+}
+
+func (l *logFlags) register(fs *flag.FlagSet, defaultFormat string) {
+	l.format = defaultFormat
+	fs.StringVar(&l.format, "log-format", defaultFormat, "log format: text or json")
+	fs.TextVar(&l.level, "log-level", slog.LevelInfo, "minimum log level: debug, info, warn or error")
+}
+
+func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: l.level}
+	switch l.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
+	}
+}
