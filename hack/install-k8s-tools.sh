@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Builds the Kubernetes test binaries from the Go module proxy at pinned
+# versions and prints the directory holding them (use it as KUBEBUILDER_ASSETS):
+#   kube-apiserver, kubectl  k8s.io/kubernetes  (a throwaway module that replaces
+#                            every staging module with its published version)
+#   etcd                     go.etcd.io/etcd/server/v3 (a module calling etcdmain.Main)
+#   helm                     helm.sh/helm/v3 (with its Kubernetes version ldflags)
+#   controller-gen           sigs.k8s.io/controller-tools
+# Builds are cached under ~/.cache/meeting/k8s-tools/<versions>/bin and skipped
+# when a binary is already there. Only the directory goes to stdout; logs go to
+# stderr. kube-apiserver takes about 6 minutes cold on 2 cores.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.37.2}
+STAGING_VERSION=${STAGING_VERSION:-v0.37.2}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+HELM_VERSION=${HELM_VERSION:-v3.22.0}
+CONTROLLER_GEN_VERSION=${CONTROLLER_GEN_VERSION:-v0.23.0}
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/meeting/k8s-tools
+root=$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-cg-$CONTROLLER_GEN_VERSION
+bin=$root/bin
+src=$root/src
+mkdir -p "$bin" "$src"
+
+# Module builds must not see the caller's module or vendor settings.
+export GOFLAGS=-mod=mod GOWORK=off CGO_ENABLED=0
+
+# Each build writes to a temporary name, then renames, so an interrupted build
+# never leaves a half-written binary that later runs would trust.
+install_to() { # install_to NAME BUILT_FILE
+  chmod +x "$2"
+  mv -f "$2" "$bin/$1"
+}
+
+build_kubernetes() {
+  local want=()
+  for b in kube-apiserver kubectl; do [ -x "$bin/$b" ] || want+=("$b"); done
+  [ ${#want[@]} -eq 0 ] && return 0
+  local dir=$src/kubernetes
+  mkdir -p "$dir"
+  log "building ${want[*]} from k8s.io/kubernetes $K8S_VERSION (cold: about 6 minutes)"
+  (
+    cd "$dir"
+    if [ ! -f go.mod ]; then
+      go mod init meeting.dev/k8s-tools/kubernetes >&2
+      # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
+      # with ./staging paths, which only count in its own build: replace each here.
+      go mod download -json "k8s.io/kubernetes@$K8S_VERSION" >k8s.json
+      local gomod
+      gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' k8s.json)
+      [ -f "$gomod" ] || { log "no go.mod for k8s.io/kubernetes $K8S_VERSION"; exit 1; }
+      local mods
+      mods=$(sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\) => \./staging/src/.*#\1#p' "$gomod" | sort -u)
+      [ -n "$mods" ] || { log "found no staging replacements in $gomod"; exit 1; }
+      for m in $mods; do go mod edit -replace "$m=$m@$STAGING_VERSION"; done
+      go mod edit -require "k8s.io/kubernetes@$K8S_VERSION"
+      go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" >&2
+    fi
+    for b in "${want[@]}"; do
+      go build -trimpath -ldflags "-s -w \
+        -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
+        -X k8s.io/component-base/version.gitMajor=${K8S_VERSION#v} \
+        -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
+        -o "$bin/.$b.tmp" "k8s.io/kubernetes/cmd/$b" >&2
+      install_to "$b" "$bin/.$b.tmp"
+    done
+  )
+}
+
+build_etcd() {
+  [ -x "$bin/etcd" ] && return 0
+  local dir=$src/etcd
+  mkdir -p "$dir"
+  log "building etcd $ETCD_VERSION"
+  if ! (
+    cd "$dir"
+    if [ ! -f go.mod ]; then
+      go mod init meeting.dev/k8s-tools/etcd >&2
+      cat >main.go <<'GO'
+// Command etcd runs the etcd server (etcdmain.Main), for envtest.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+      go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+    fi
+    go build -trimpath -ldflags "-s -w" -o "$bin/.etcd.tmp" . >&2
+  ); then
+    # Debian's etcd-server works with envtest too.
+    log "etcd build failed; falling back to Debian's etcd-server"
+    if ! command -v etcd >/dev/null && [ ! -x /usr/bin/etcd ]; then
+      local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+      $sudo apt-get update -qq >&2
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >&2
+    fi
+    ln -sf "$(command -v etcd || echo /usr/bin/etcd)" "$bin/etcd"
+    return 0
+  fi
+  install_to etcd "$bin/.etcd.tmp"
+}
+
+build_helm() {
+  [ -x "$bin/helm" ] && return 0
+  log "building helm $HELM_VERSION"
+  local minor=${STAGING_VERSION#v0.}; minor=${minor%%.*}
+  local tmp; tmp=$(mktemp -d "$bin/.helm.XXXXXX")
+  GOBIN=$tmp go install -trimpath -ldflags "-s -w \
+    -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+  install_to helm "$tmp/helm"
+  rmdir "$tmp"
+}
+
+build_controller_gen() {
+  [ -x "$bin/controller-gen" ] && return 0
+  log "building controller-gen $CONTROLLER_GEN_VERSION"
+  local tmp; tmp=$(mktemp -d "$bin/.cg.XXXXXX")
+  GOBIN=$tmp go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_GEN_VERSION" >&2
+  install_to controller-gen "$tmp/controller-gen"
+  rmdir "$tmp"
+}
+
+# Small tools first, so a caller that needs only them is not held up for long.
+build_controller_gen
+build_etcd
+build_helm
+build_kubernetes
+
+echo "$bin"
