@@ -1,0 +1,288 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"meeting.dev/meeting/internal/store"
+	"meeting.dev/meeting/internal/store/storetest"
+)
+
+var ctx = context.Background()
+
+func forEachDialect(t *testing.T, f func(t *testing.T, s *store.Store)) {
+	for _, d := range storetest.Dialects {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			f(t, storetest.Open(t, d))
+		})
+	}
+}
+
+func mustUser(t *testing.T, s *store.Store, name string) store.User {
+	t.Helper()
+	u, err := s.CreateUser(ctx, name, "$2a$10$"+strings.Repeat("x", 53))
+	if err != nil {
+		t.Fatalf("create user %s: %v", name, err)
+	}
+	return u
+}
+
+func mustMeeting(t *testing.T, s *store.Store, creator uint64, name string, begin time.Time, participants ...uint64) store.Meeting {
+	t.Helper()
+	m := store.Meeting{Identity: fmt.Sprintf("00000000-0000-4000-8000-%012d", time.Now().UnixNano()%1e12),
+		Name: name, BeginAt: begin, EndAt: begin.Add(time.Hour), CreatorID: creator}
+	if err := s.CreateMeeting(ctx, &m, participants); err != nil {
+		t.Fatalf("create meeting: %v", err)
+	}
+	return m
+}
+
+func TestUsers(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		u := mustUser(t, s, "alice")
+		if _, err := s.CreateUser(ctx, "alice", "h"); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("duplicate username: got %v, want ErrConflict", err)
+		}
+		got, err := s.UserByName(ctx, "alice")
+		if err != nil || got.ID != u.ID {
+			t.Fatalf("UserByName = %+v, %v", got, err)
+		}
+		if _, err := s.UserByName(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown user: got %v, want ErrNotFound", err)
+		}
+		long := "$argon2id$v=19$m=65536,t=3,p=4$" + strings.Repeat("a", 150)
+		if err := s.SetPassword(ctx, u.ID, long); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.UserByID(ctx, u.ID); got.Password != long {
+			t.Fatalf("password not stored whole: %d bytes", len(got.Password))
+		}
+		if err := s.SetPassword(ctx, 999999, "x"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("SetPassword of unknown user: %v", err)
+		}
+	})
+}
+
+func TestMeetingAccess(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		alice, bob, carol := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol")
+		begin := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+		m := mustMeeting(t, s, alice.ID, "planning", begin, bob.ID, alice.ID)
+
+		if _, err := s.Meeting(ctx, m.Identity, alice.ID); err != nil {
+			t.Errorf("creator cannot see: %v", err)
+		}
+		if _, err := s.Meeting(ctx, m.Identity, bob.ID); err != nil {
+			t.Errorf("participant cannot see: %v", err)
+		}
+		if _, err := s.Meeting(ctx, m.Identity, carol.ID); !errors.Is(err, store.ErrForbidden) {
+			t.Errorf("stranger: got %v, want ErrForbidden", err)
+		}
+		if _, err := s.Meeting(ctx, "00000000-0000-4000-8000-000000000000", alice.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("unknown: got %v, want ErrNotFound", err)
+		}
+		users, err := s.Participants(ctx, m)
+		if err != nil || len(users) != 2 || users[0].ID != alice.ID || users[1].ID != bob.ID {
+			t.Fatalf("participants = %+v, %v; want alice (creator, once) then bob", users, err)
+		}
+		if _, err := s.UpdateMeeting(ctx, m.Identity, bob.ID, func(*store.Meeting) error { return nil }); !errors.Is(err, store.ErrForbidden) {
+			t.Errorf("participant edit: got %v, want ErrForbidden", err)
+		}
+		if err := s.DeleteMeeting(ctx, m.Identity, bob.ID); !errors.Is(err, store.ErrForbidden) {
+			t.Errorf("participant delete: got %v, want ErrForbidden", err)
+		}
+		if err := s.AddParticipants(ctx, m.Identity, bob.ID, []string{"carol"}); !errors.Is(err, store.ErrForbidden) {
+			t.Errorf("participant adds: got %v, want ErrForbidden", err)
+		}
+		if err := s.AddParticipants(ctx, m.Identity, alice.ID, []string{"carol", "ghost"}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("unknown username: got %v, want ErrNotFound", err)
+		}
+		if _, err := s.Meeting(ctx, m.Identity, carol.ID); !errors.Is(err, store.ErrForbidden) {
+			t.Errorf("a failed add must add nobody, but carol sees the meeting: %v", err)
+		}
+		if err := s.AddParticipants(ctx, m.Identity, alice.ID, []string{"carol", "bob"}); err != nil {
+			t.Fatalf("add carol (bob again): %v", err)
+		}
+		if users, _ := s.Participants(ctx, m); len(users) != 3 {
+			t.Errorf("participants after add = %d, want 3", len(users))
+		}
+		if err := s.RemoveParticipant(ctx, m.Identity, alice.ID, "bob"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RemoveParticipant(ctx, m.Identity, alice.ID, "bob"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("remove twice: got %v, want ErrNotFound", err)
+		}
+		if err := s.AddParticipants(ctx, m.Identity, alice.ID, []string{"bob"}); err != nil {
+			t.Errorf("add bob back after removal: %v", err)
+		}
+
+		sentinel := errors.New("refused")
+		if _, err := s.UpdateMeeting(ctx, m.Identity, alice.ID, func(m *store.Meeting) error { m.Name = "x"; return sentinel }); !errors.Is(err, sentinel) {
+			t.Errorf("refusing change: got %v", err)
+		}
+		if got, _ := s.Meeting(ctx, m.Identity, alice.ID); got.Name != "planning" {
+			t.Errorf("a refused change was saved: name %q", got.Name)
+		}
+		saved, err := s.UpdateMeeting(ctx, m.Identity, alice.ID, func(m *store.Meeting) error { m.EndAt = m.EndAt.Add(time.Hour); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Meeting(ctx, m.Identity, alice.ID)
+		if !got.EndAt.Equal(begin.Add(2*time.Hour)) || !got.BeginAt.Equal(begin) || got.Name != "planning" || !saved.EndAt.Equal(got.EndAt) {
+			t.Errorf("after extending: %+v", got)
+		}
+
+		if err := s.DeleteMeeting(ctx, m.Identity, alice.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Meeting(ctx, m.Identity, alice.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("deleted meeting: got %v, want ErrNotFound", err)
+		}
+		if list, n, _ := s.ListMeetings(ctx, bob.ID, store.ListOptions{Limit: 10}); n != 0 || len(list) != 0 {
+			t.Errorf("deleted meeting still listed for bob: %d", n)
+		}
+	})
+}
+
+func TestListMeetings(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
+		base := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+		for i := 0; i < 5; i++ {
+			mustMeeting(t, s, alice.ID, fmt.Sprintf("alice %d", i), base.Add(time.Duration(i)*time.Hour))
+		}
+		mustMeeting(t, s, bob.ID, "bob's 100% party_", base, alice.ID)
+		mustMeeting(t, s, bob.ID, "bob alone", base)
+
+		list, n, err := s.ListMeetings(ctx, alice.ID, store.ListOptions{Limit: 2})
+		if err != nil || n != 6 || len(list) != 2 {
+			t.Fatalf("alice page 1: %d items, count %d, %v; want 2 of 6", len(list), n, err)
+		}
+		if list[0].Name != "alice 4" || list[1].Name != "alice 3" {
+			t.Errorf("order: %q, %q; want latest beginning first", list[0].Name, list[1].Name)
+		}
+		list, _, _ = s.ListMeetings(ctx, alice.ID, store.ListOptions{Offset: 4, Limit: 10})
+		if len(list) != 2 {
+			t.Errorf("last page has %d items, want 2", len(list))
+		}
+		list, n, _ = s.ListMeetings(ctx, alice.ID, store.ListOptions{Offset: 100, Limit: 10})
+		if len(list) != 0 || n != 6 {
+			t.Errorf("past the end: %d items, count %d", len(list), n)
+		}
+		for kw, want := range map[string]int64{"100%": 1, "_": 1, "alice": 5, "ALICE": 5, "zzz": 0, "%": 1} {
+			_, n, err := s.ListMeetings(ctx, alice.ID, store.ListOptions{Keyword: kw, Limit: 10})
+			if err != nil || n != want {
+				t.Errorf("keyword %q: count %d, %v; want %d", kw, n, err, want)
+			}
+		}
+		if _, n, _ := s.ListMeetings(ctx, bob.ID, store.ListOptions{Limit: 10}); n != 2 {
+			t.Errorf("bob sees %d meetings, want his 2", n)
+		}
+	})
+}
+
+func TestConcurrentEditsLoseNothing(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		alice := mustUser(t, s, "alice")
+		begin := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+		m := mustMeeting(t, s, alice.ID, "race", begin)
+		// Even editors move the end 2 minutes later, odd ones the start 1
+		// minute later, each from the row it read. Every edit that reports
+		// success must be in the final row: none may overwrite another.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		moved := map[bool]int{}
+		for i := 0; i < 20; i++ {
+			wg.Add(1)
+			go func(end bool) {
+				defer wg.Done()
+				_, err := s.UpdateMeeting(ctx, m.Identity, alice.ID, func(m *store.Meeting) error {
+					if end {
+						m.EndAt = m.EndAt.Add(2 * time.Minute)
+					} else {
+						m.BeginAt = m.BeginAt.Add(time.Minute)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Logf("edit gave up: %v", err)
+					return
+				}
+				mu.Lock()
+				moved[end]++
+				mu.Unlock()
+			}(i%2 == 0)
+		}
+		wg.Wait()
+		got, _ := s.Meeting(ctx, m.Identity, alice.ID)
+		wantBegin := begin.Add(time.Duration(moved[false]) * time.Minute)
+		wantEnd := begin.Add(time.Hour + time.Duration(moved[true])*2*time.Minute)
+		if !got.BeginAt.Equal(wantBegin) || !got.EndAt.Equal(wantEnd) {
+			t.Errorf("lost updates: begin %v end %v, want %v and %v (%d end and %d start edits succeeded)",
+				got.BeginAt, got.EndAt, wantBegin, wantEnd, moved[true], moved[false])
+		}
+		if moved[true]+moved[false] < 10 {
+			t.Errorf("only %d of 20 edits succeeded", moved[true]+moved[false])
+		}
+	})
+}
+
+func TestMigrationIsIdempotent(t *testing.T) {
+	url := storetest.NewDatabaseURL(t)
+	for i := 0; i < 3; i++ {
+		s, err := store.Open(ctx, url, "", nil)
+		if err != nil {
+			t.Fatalf("open #%d: %v", i+1, err)
+		}
+		if i == 0 {
+			mustUser(t, s, "keep")
+		}
+		if _, err := s.UserByName(ctx, "keep"); err != nil {
+			t.Fatalf("after open #%d: %v", i+1, err)
+		}
+		s.Close()
+	}
+}
+
+func TestSeedDatabaseUpgrades(t *testing.T) {
+	url := storetest.NewDatabaseURL(t)
+	storetest.Exec(t, url, storetest.SeedStatements()...)
+	s, err := store.Open(ctx, url, "", nil)
+	if err != nil {
+		t.Fatalf("migrating the seed's database: %v", err)
+	}
+	defer s.Close()
+	root, err := s.UserByName(ctx, "root")
+	if err != nil || root.ID != 1 || root.Password != "8017d0408f41b75489701e3fb1c3e773" {
+		t.Fatalf("seed user after migration: %+v, %v", root, err)
+	}
+	m, err := s.Meeting(ctx, "5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11", 1)
+	if err != nil || m.Name != "seed standup" || m.BeginAt.Format(time.RFC3339) != "2030-01-02T09:00:00Z" {
+		t.Fatalf("seed meeting after migration: %+v, %v", m, err)
+	}
+	// The password column now holds a modern hash whole.
+	bcryptHash := "$2a$10$" + strings.Repeat("y", 53)
+	if err := s.SetPassword(ctx, root.ID, bcryptHash); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.UserByID(ctx, root.ID); got.Password != bcryptHash {
+		t.Fatalf("password truncated to %d bytes", len(got.Password))
+	}
+	// Members can be added to the seed's room.
+	mustUser(t, s, "guest")
+	if err := s.AddParticipants(ctx, m.Identity, 1, []string{"guest"}); err != nil {
+		t.Fatal(err)
+	}
+	// Opening again changes nothing.
+	s2, err := store.Open(ctx, url, "", nil)
+	if err != nil {
+		t.Fatalf("second migration: %v", err)
+	}
+	s2.Close()
+}

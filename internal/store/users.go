@@ -1,0 +1,61 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gorm.io/gorm"
+)
+
+// CreateUser adds a user with an already hashed password. A taken username
+// (deleted users included) is ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (User, error) {
+	u := User{Username: username, Password: passwordHash}
+	err := s.db.WithContext(ctx).Create(&u).Error
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return User{}, fmt.Errorf("user %q: %w", username, ErrConflict)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByName returns the user with that name, or ErrNotFound.
+func (s *Store) UserByName(ctx context.Context, username string) (User, error) {
+	var u User
+	err := s.db.WithContext(ctx).Where("username = ?", username).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return User{}, fmt.Errorf("user %q: %w", username, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("find user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByID returns the user with that id, or ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id uint64) (User, error) {
+	var u User
+	err := s.db.WithContext(ctx).Take(&u, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return User{}, fmt.Errorf("user %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("find user: %w", err)
+	}
+	return u, nil
+}
+
+// SetPassword replaces a user's password hash.
+func (s *Store) SetPassword(ctx context.Context, id uint64, passwordHash string) error {
+	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Update("password", passwordHash)
+	if res.Error != nil {
+		return fmt.Errorf("set password: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("user %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
