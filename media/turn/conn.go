@@ -1,0 +1,168 @@
+package turn
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	pionturn "github.com/pion/turn/v2"
+)
+
+// packetConn is a client-facing UDP socket with the guard in front of pion.
+type packetConn struct {
+	net.PacketConn
+	guard *guard
+	log   *slog.Logger
+}
+
+// ReadFrom returns the next datagram pion should handle; the guard's own
+// refusals are answered here and not returned.
+func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
+		reply := c.guard.inbound(p[:n], "udp", c.PacketConn.LocalAddr(), addr)
+		if reply == nil {
+			return n, addr, nil
+		}
+		if _, err := c.PacketConn.WriteTo(reply, addr); err != nil {
+			c.log.Debug("turn refusal not sent", "client", addr.String(), "err", err)
+		}
+	}
+}
+
+// WriteTo sends pion's datagram, letting the guard see Allocate answers.
+func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	c.guard.outbound(p)
+	return c.PacketConn.WriteTo(p, addr)
+}
+
+// listener is a client-facing TCP or TLS listener whose connections have the
+// guard in front of pion.
+type listener struct {
+	net.Listener
+	guard *guard
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &streamConn{Conn: c, guard: l.guard, frames: pionturn.NewSTUNConn(c), buf: make([]byte, maxFrame)}, nil
+}
+
+// maxFrame holds the largest STUN message or ChannelData frame.
+const maxFrame = 20 + 1<<16
+
+// streamConn cuts a TCP stream into TURN frames so that the guard sees whole
+// messages, and hands pion the frames it lets through.
+type streamConn struct {
+	net.Conn
+	guard   *guard
+	frames  *pionturn.STUNConn
+	buf     []byte
+	pending []byte // the rest of a frame pion has not read yet
+}
+
+func (c *streamConn) Read(p []byte) (int, error) {
+	for len(c.pending) == 0 {
+		n, _, err := c.frames.ReadFrom(c.buf)
+		if err != nil {
+			return 0, err
+		}
+		frame := c.buf[:n]
+		reply := c.guard.inbound(frame, "tcp", c.Conn.LocalAddr(), c.Conn.RemoteAddr())
+		if reply == nil {
+			c.pending = frame
+			break
+		}
+		if _, err := c.Conn.Write(reply); err != nil {
+			return 0, fmt.Errorf("send turn refusal: %w", err)
+		}
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+func (c *streamConn) Write(p []byte) (int, error) {
+	c.guard.outbound(p)
+	return c.Conn.Write(p)
+}
+
+// relays wraps pion's relay address generator: each relay socket counts the
+// traffic it carries and releases its quota when pion closes it.
+type relays struct {
+	next    pionturn.RelayAddressGenerator
+	quotas  *quotas
+	metrics *metrics
+}
+
+func (r *relays) Validate() error {
+	if err := r.next.Validate(); err != nil {
+		return fmt.Errorf("relay address generator: %w", err)
+	}
+	return nil
+}
+
+func (r *relays) AllocatePacketConn(network string, requestedPort int) (net.PacketConn, net.Addr, error) {
+	conn, addr, err := r.next.AllocatePacketConn(network, requestedPort)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open relay socket: %w", err)
+	}
+	udp, ok := addr.(*net.UDPAddr)
+	if !ok {
+		_ = conn.Close()
+		return nil, nil, fmt.Errorf("open relay socket: unexpected address %v", addr)
+	}
+	key := relayKey(udp.IP, udp.Port)
+	r.quotas.opened(key)
+	r.metrics.allocations.Inc()
+	r.metrics.allocationsTotal.Inc()
+	return &relayConn{PacketConn: conn, key: key, relays: r}, addr, nil
+}
+
+func (r *relays) AllocateConn(network string, requestedPort int) (net.Conn, net.Addr, error) {
+	return nil, nil, errors.New("turn: TCP relay allocations (RFC 6062) are not supported")
+}
+
+// relayConn is the relay socket of one allocation.
+type relayConn struct {
+	net.PacketConn
+	key    string
+	relays *relays
+	once   sync.Once
+}
+
+// ReadFrom reads what a peer sends to the client.
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, addr, err := c.PacketConn.ReadFrom(p)
+	if err == nil {
+		c.relays.metrics.toClientPackets.Inc()
+		c.relays.metrics.toClientBytes.Add(float64(n))
+	}
+	return n, addr, err
+}
+
+// WriteTo sends what the client relays to a peer.
+func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	n, err := c.PacketConn.WriteTo(p, addr)
+	if err == nil {
+		c.relays.metrics.toPeerPackets.Inc()
+		c.relays.metrics.toPeerBytes.Add(float64(n))
+	}
+	return n, err
+}
+
+func (c *relayConn) Close() error {
+	c.once.Do(func() {
+		c.relays.quotas.closed(c.key)
+		c.relays.metrics.allocations.Dec()
+	})
+	return c.PacketConn.Close()
+}

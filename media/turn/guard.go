@@ -1,0 +1,179 @@
+package turn
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/pion/stun"
+)
+
+// STUN message types the guard looks at (RFC 5389 section 6 encoding).
+var (
+	allocateRequest         = stun.NewType(stun.MethodAllocate, stun.ClassRequest).Value()
+	allocateSuccess         = stun.NewType(stun.MethodAllocate, stun.ClassSuccessResponse).Value()
+	allocateError           = stun.NewType(stun.MethodAllocate, stun.ClassErrorResponse).Value()
+	refreshRequest          = stun.NewType(stun.MethodRefresh, stun.ClassRequest).Value()
+	createPermissionRequest = stun.NewType(stun.MethodCreatePermission, stun.ClassRequest).Value()
+	channelBindRequest      = stun.NewType(stun.MethodChannelBind, stun.ClassRequest).Value()
+)
+
+// guard sees the TURN control messages on a client-facing socket before pion
+// does, and pion's answers to them. It answers itself only to authenticated
+// requests it refuses: Allocate over quota (486) and CreatePermission or
+// ChannelBind naming a denied peer (403). Everything else passes untouched;
+// ChannelData, the bulk of the traffic, costs one byte comparison.
+type guard struct {
+	auth    *authenticator
+	quotas  *quotas
+	policy  PeerPolicy
+	metrics *metrics
+	log     *slog.Logger
+}
+
+// stunType returns the STUN message type of b, or false for ChannelData and
+// anything else that is not a STUN message.
+func stunType(b []byte) (uint16, bool) {
+	if len(b) < 20 || b[0]&0xc0 != 0 || !stun.IsMessage(b) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint16(b[0:2]), true
+}
+
+// tuple names the client 5-tuple of a socket.
+func tuple(network string, local, remote net.Addr) string {
+	return network + " " + local.String() + " " + remote.String()
+}
+
+// inbound inspects a message from a client. A non-nil reply is the guard's
+// own answer: the caller sends it and does not hand the message to pion.
+func (g *guard) inbound(b []byte, network string, local, remote net.Addr) (reply []byte) {
+	t, ok := stunType(b)
+	if !ok {
+		return nil
+	}
+	switch t {
+	case allocateRequest, refreshRequest, createPermissionRequest, channelBindRequest:
+	default:
+		return nil
+	}
+	m := &stun.Message{Raw: append([]byte(nil), b...)} // Check rewrites Raw in place
+	if err := m.Decode(); err != nil || !m.Contains(stun.AttrMessageIntegrity) {
+		return nil // pion answers 400 or 401
+	}
+	var username stun.Username
+	var realm stun.Realm
+	if username.GetFrom(m) != nil || realm.GetFrom(m) != nil {
+		return nil
+	}
+	key, err := g.auth.key(username.String(), realm.String())
+	if err != nil {
+		return nil // pion asks the same authenticator, refuses and counts
+	}
+	if err := stun.MessageIntegrity(key).Check(m); err != nil {
+		g.metrics.authFailure(err)
+		return nil // pion answers 400
+	}
+	switch t {
+	case allocateRequest:
+		return g.allocate(m, key, username.String(), tuple(network, local, remote))
+	case createPermissionRequest, channelBindRequest:
+		return g.permit(m, key, remote)
+	}
+	return nil
+}
+
+// allocate reserves quota for an authenticated Allocate, or refuses it.
+func (g *guard) allocate(m *stun.Message, key []byte, username, tuple string) []byte {
+	if g.quotas.allocated(tuple) {
+		return nil // pion answers a retransmission from its cache, or 437
+	}
+	_, user, _ := parseUsername(username)
+	err := g.quotas.reserve(m.TransactionID, user, tuple)
+	if err == nil {
+		return nil
+	}
+	g.metrics.quotaRefusal(err)
+	g.log.Info("turn allocation refused", "user", user, "client", tuple, "err", err)
+	return g.refuse(m, key, stun.CodeAllocQuotaReached)
+}
+
+// permit refuses a CreatePermission or ChannelBind that names a denied peer.
+func (g *guard) permit(m *stun.Message, key []byte, client net.Addr) []byte {
+	denied := netip.Addr{}
+	for _, a := range m.Attributes {
+		if a.Type != stun.AttrXORPeerAddress {
+			continue
+		}
+		ip, ok := xorPeerIP(m, a)
+		if !ok {
+			return nil // pion answers 400
+		}
+		if !g.policy.Allowed(ip) {
+			denied = ip
+			break
+		}
+	}
+	if !denied.IsValid() {
+		return nil
+	}
+	g.metrics.permissionDenials.Inc()
+	g.log.Info("turn peer refused by policy", "client", client.String(), "peer", denied.String())
+	return g.refuse(m, key, stun.CodeForbidden)
+}
+
+// xorPeerIP decodes one XOR-PEER-ADDRESS attribute (a request may carry several).
+func xorPeerIP(m *stun.Message, a stun.RawAttribute) (netip.Addr, bool) {
+	one := &stun.Message{TransactionID: m.TransactionID}
+	one.Add(stun.AttrXORPeerAddress, a.Value)
+	var peer stun.XORMappedAddress
+	if err := peer.GetFromAs(one, stun.AttrXORPeerAddress); err != nil {
+		return netip.Addr{}, false
+	}
+	ip, ok := netip.AddrFromSlice(peer.IP)
+	return ip, ok
+}
+
+// refuse builds an authenticated error response to m.
+func (g *guard) refuse(m *stun.Message, key []byte, code stun.ErrorCode) []byte {
+	resp, err := stun.Build(
+		&stun.Message{TransactionID: m.TransactionID},
+		stun.NewType(m.Type.Method, stun.ClassErrorResponse),
+		code,
+		stun.MessageIntegrity(key),
+	)
+	if err != nil {
+		g.log.Error("turn error response not built", "code", int(code), "err", err)
+		return nil
+	}
+	return resp.Raw
+}
+
+// outbound watches pion's answers to Allocate requests for the quotas.
+func (g *guard) outbound(b []byte) {
+	t, ok := stunType(b)
+	if !ok || (t != allocateSuccess && t != allocateError) {
+		return
+	}
+	m := &stun.Message{Raw: b}
+	if err := m.Decode(); err != nil {
+		return
+	}
+	if t == allocateError {
+		g.quotas.refused(m.TransactionID)
+		return
+	}
+	var relayed stun.XORMappedAddress // same encoding as XOR-RELAYED-ADDRESS
+	if err := relayed.GetFromAs(m, stun.AttrXORRelayedAddress); err != nil {
+		g.quotas.refused(m.TransactionID)
+		return
+	}
+	g.quotas.confirmed(m.TransactionID, relayKey(relayed.IP, relayed.Port))
+}
+
+// relayKey names a relay address the same way from a response and a socket.
+func relayKey(ip net.IP, port int) string {
+	a, _ := netip.AddrFromSlice(ip)
+	return netip.AddrPortFrom(a.Unmap(), uint16(port)).String()
+}

@@ -1,0 +1,86 @@
+package turn
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the server's Prometheus series, all prefixed meeting_turn_.
+type metrics struct {
+	allocations       prometheus.Gauge
+	allocationsTotal  prometheus.Counter
+	quotaRefusals     *prometheus.CounterVec
+	authFailures      *prometheus.CounterVec
+	permissionDenials prometheus.Counter
+
+	toPeerPackets, toPeerBytes     prometheus.Counter
+	toClientPackets, toClientBytes prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	packets := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meeting_turn_relayed_packets_total",
+		Help: "Datagrams relayed, by direction (to_peer: from a client out of its relay address; to_client: from a peer back to the client).",
+	}, []string{"direction"})
+	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meeting_turn_relayed_bytes_total",
+		Help: "Payload bytes relayed, by direction.",
+	}, []string{"direction"})
+	m := &metrics{
+		allocations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meeting_turn_allocations",
+			Help: "Allocations (relay sockets) open now.",
+		}),
+		allocationsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meeting_turn_allocations_total",
+			Help: "Allocations created since start.",
+		}),
+		quotaRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meeting_turn_quota_refusals_total",
+			Help: "Allocate requests refused with 486 Allocation Quota Reached, by quota (user or total).",
+		}, []string{"quota"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meeting_turn_auth_failures_total",
+			Help: "Requests whose credentials were refused, by reason (malformed, expired, realm, integrity).",
+		}, []string{"reason"}),
+		permissionDenials: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meeting_turn_permission_denials_total",
+			Help: "Peer addresses refused by the peer policy (CreatePermission and ChannelBind).",
+		}),
+		toPeerPackets:   packets.WithLabelValues("to_peer"),
+		toPeerBytes:     bytes.WithLabelValues("to_peer"),
+		toClientPackets: packets.WithLabelValues("to_client"),
+		toClientBytes:   bytes.WithLabelValues("to_client"),
+	}
+	for _, c := range []prometheus.Collector{m.allocations, m.allocationsTotal, m.quotaRefusals, m.authFailures, m.permissionDenials, packets, bytes} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register turn metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// authFailure counts a refused credential by the reason err gives.
+func (m *metrics) authFailure(err error) {
+	reason := "integrity"
+	switch {
+	case errors.Is(err, ErrMalformedUsername):
+		reason = "malformed"
+	case errors.Is(err, ErrExpired):
+		reason = "expired"
+	case errors.Is(err, ErrWrongRealm):
+		reason = "realm"
+	}
+	m.authFailures.WithLabelValues(reason).Inc()
+}
+
+// quotaRefusal counts an Allocate refused over quota.
+func (m *metrics) quotaRefusal(err error) {
+	q := "user"
+	if errors.Is(err, ErrTotalQuota) {
+		q = "total"
+	}
+	m.quotaRefusals.WithLabelValues(q).Inc()
+}

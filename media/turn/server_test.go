@@ -1,0 +1,392 @@
+package turn
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/logging"
+	pionturn "github.com/pion/turn/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var testSecret = []byte("test-secret-0123456789abcdef")
+
+// startServer runs a server on loopback with random ports that may relay to
+// loopback peers, as the tests' peers live there.
+func startServer(t *testing.T, mutate func(*Config)) (*Server, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Secret = testSecret
+	cfg.RelayIP = netip.MustParseAddr("127.0.0.1")
+	cfg.RelayBindIP = netip.MustParseAddr("127.0.0.1")
+	cfg.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	cfg.UDPSockets = 2
+	cfg.Registerer = reg
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, reg
+}
+
+// dialClient returns a pion TURN client of s over network udp, tcp or tls.
+func dialClient(t *testing.T, s *Server, network, username, password string, tlsConf *tls.Config) *pionturn.Client {
+	t.Helper()
+	var conn net.PacketConn
+	var server net.Addr
+	switch network {
+	case "udp":
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, server = c, s.UDPAddr()
+	case "tcp":
+		c, err := net.Dial("tcp", s.TCPAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, server = pionturn.NewSTUNConn(c), s.TCPAddr()
+	case "tls":
+		c, err := tls.Dial("tcp", s.TLSAddr().String(), tlsConf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, server = pionturn.NewSTUNConn(c), s.TLSAddr()
+	}
+	logs := logging.NewDefaultLoggerFactory()
+	logs.DefaultLogLevel = logging.LogLevelDisabled
+	c, err := pionturn.NewClient(&pionturn.ClientConfig{
+		STUNServerAddr: server.String(),
+		TURNServerAddr: server.String(),
+		Conn:           conn,
+		Username:       username,
+		Password:       password,
+		Realm:          DefaultRealm,
+		LoggerFactory:  logs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		_ = conn.Close()
+	})
+	return c
+}
+
+func creds(user string, ttl time.Duration) (string, string) {
+	return Credentials(testSecret, user, ttl, time.Now())
+}
+
+// echoPeer is a UDP peer on loopback that answers every datagram with
+// "echo:" and the datagram.
+func echoPeer(t *testing.T) net.Addr {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(append([]byte("echo:"), buf[:n]...), from)
+		}
+	}()
+	return pc.LocalAddr()
+}
+
+// relayRoundTrips sends n datagrams through relay to the echo peer and
+// checks each answer.
+func relayRoundTrips(t *testing.T, relay net.PacketConn, peer net.Addr, n int) {
+	t.Helper()
+	buf := make([]byte, 1500)
+	for i := 0; i < n; i++ {
+		msg := fmt.Sprintf("ping %d", i)
+		if _, err := relay.WriteTo([]byte(msg), peer); err != nil {
+			t.Fatalf("relay write %d: %v", i, err)
+		}
+		if err := relay.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		got, from, err := relay.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("relay read %d: %v", i, err)
+		}
+		if string(buf[:got]) != "echo:"+msg || from.String() != peer.String() {
+			t.Fatalf("relay read %d: %q from %v, want %q from %v", i, buf[:got], from, "echo:"+msg, peer)
+		}
+	}
+}
+
+func TestRelayWithEphemeralCredentials(t *testing.T) {
+	s, reg := startServer(t, func(c *Config) { c.UDPSockets = 3 })
+	if len(s.udp) != 3 {
+		t.Fatalf("%d UDP sockets, want 3", len(s.udp))
+	}
+	peer := echoPeer(t)
+	const clients = 6
+	relays := make([]net.PacketConn, clients)
+	for i := range relays {
+		user, pass := creds(fmt.Sprintf("user%d", i), time.Hour)
+		relay, err := dialClient(t, s, "udp", user, pass, nil).Allocate()
+		if err != nil {
+			t.Fatalf("client %d Allocate: %v", i, err)
+		}
+		if ip := relay.LocalAddr().(*net.UDPAddr).IP; !ip.Equal(net.IPv4(127, 0, 0, 1)) {
+			t.Fatalf("relay address %v, want the relay IP", relay.LocalAddr())
+		}
+		relays[i] = relay
+	}
+	for _, relay := range relays {
+		relayRoundTrips(t, relay, peer, 20)
+	}
+	if got := metricValue(t, reg, "meeting_turn_allocations", "", ""); got != clients {
+		t.Errorf("allocations gauge = %v, want %d", got, clients)
+	}
+	if got := s.Allocations(); got != clients {
+		t.Errorf("Allocations() = %d, want %d", got, clients)
+	}
+	toPeer := metricValue(t, reg, "meeting_turn_relayed_packets_total", "direction", "to_peer")
+	toClient := metricValue(t, reg, "meeting_turn_relayed_packets_total", "direction", "to_client")
+	if toPeer != clients*20 || toClient != clients*20 {
+		t.Errorf("relayed packets to_peer=%v to_client=%v, want %d each", toPeer, toClient, clients*20)
+	}
+	// Closing a relay deallocates (Refresh with lifetime 0) and frees the socket.
+	if err := relays[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return s.Allocations() == clients-1 }, "allocation released after the client closed it")
+}
+
+func TestRelayOverTCPAndTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	s, _ := startServer(t, func(c *Config) {
+		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		c.TLSListen = "127.0.0.1:0"
+	})
+	peer := echoPeer(t)
+	for _, network := range []string{"tcp", "tls"} {
+		t.Run(network, func(t *testing.T) {
+			user, pass := creds("carol-"+network, time.Hour)
+			relay, err := dialClient(t, s, network, user, pass, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}).Allocate()
+			if err != nil {
+				t.Fatalf("Allocate over %s: %v", network, err)
+			}
+			relayRoundTrips(t, relay, peer, 20)
+		})
+	}
+}
+
+func TestRefusedCredentials(t *testing.T) {
+	s, reg := startServer(t, nil)
+	expiredUser, expiredPass := creds("dave", -time.Minute)
+	validUser, _ := creds("dave", time.Hour)
+	_, otherSecretPass := Credentials([]byte("another secret"), "dave", time.Hour, time.Now())
+	for _, tc := range []struct {
+		name, user, pass, reason string
+	}{
+		{"expired", expiredUser, expiredPass, "expired"},
+		{"wrong password", validUser, "bm90IHRoZSBwYXNzd29yZA==", "integrity"},
+		{"other secret", validUser, otherSecretPass, "integrity"},
+		{"malformed username", "dave", "whatever", "malformed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := metricValue(t, reg, "meeting_turn_auth_failures_total", "reason", tc.reason)
+			relay, err := dialClient(t, s, "udp", tc.user, tc.pass, nil).Allocate()
+			if err == nil {
+				_ = relay.Close()
+				t.Fatal("Allocate succeeded")
+			}
+			if !strings.Contains(err.Error(), "error response") {
+				t.Fatalf("Allocate: %v, want an error response", err)
+			}
+			if after := metricValue(t, reg, "meeting_turn_auth_failures_total", "reason", tc.reason); after <= before {
+				t.Errorf("auth failures{reason=%q} stayed at %v", tc.reason, after)
+			}
+		})
+	}
+	if n := s.Allocations(); n != 0 {
+		t.Errorf("%d allocations after refused requests", n)
+	}
+}
+
+func TestPrivatePeerRefusedByDefault(t *testing.T) {
+	// No allow list: the default policy. Only the permission decision is
+	// exercised; CreatePermission sends nothing to the peer.
+	s, reg := startServer(t, func(c *Config) { c.AllowPeers = nil })
+	user, pass := creds("erin", time.Hour)
+	c := dialClient(t, s, "udp", user, pass, nil)
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = relay.Close() }()
+	for _, ip := range []string{"10.0.0.1", "127.0.0.1", "169.254.169.254"} {
+		err := c.CreatePermission(&net.UDPAddr{IP: net.ParseIP(ip), Port: 3478})
+		if err == nil || !strings.Contains(err.Error(), "403") {
+			t.Errorf("CreatePermission(%s) = %v, want 403 Forbidden", ip, err)
+		}
+	}
+	if got := metricValue(t, reg, "meeting_turn_permission_denials_total", "", ""); got != 3 {
+		t.Errorf("permission denials = %v, want 3", got)
+	}
+}
+
+func TestAllocationQuotas(t *testing.T) {
+	s, reg := startServer(t, func(c *Config) { c.UserQuota = 1; c.TotalQuota = 2 })
+	alloc := func(user string) (net.PacketConn, error) {
+		u, p := creds(user, time.Hour)
+		return dialClient(t, s, "udp", u, p, nil).Allocate()
+	}
+	first, err := alloc("frank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alloc("frank"); err == nil || !strings.Contains(err.Error(), "486") {
+		t.Fatalf("second allocation of frank: %v, want 486 Allocation Quota Reached", err)
+	}
+	if _, err := alloc("grace"); err != nil {
+		t.Fatalf("grace: %v", err)
+	}
+	if _, err := alloc("heidi"); err == nil || !strings.Contains(err.Error(), "486") {
+		t.Fatalf("third allocation in total: %v, want 486", err)
+	}
+	if got := metricValue(t, reg, "meeting_turn_quota_refusals_total", "quota", "user"); got != 1 {
+		t.Errorf("user quota refusals = %v", got)
+	}
+	if got := metricValue(t, reg, "meeting_turn_quota_refusals_total", "quota", "total"); got != 1 {
+		t.Errorf("total quota refusals = %v", got)
+	}
+	// Releasing frank's allocation gives the slot back.
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { u, _ := s.quotas.usage("frank"); return u == 0 }, "quota released")
+	again, err := alloc("frank")
+	if err != nil {
+		t.Fatalf("frank after release: %v", err)
+	}
+	_ = again.Close()
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := DefaultConfig()
+	good.Secret = []byte("x")
+	good.RelayIP = netip.MustParseAddr("203.0.113.7")
+	if err := good.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	for name, mutate := range map[string]func(*Config){
+		"no secret":       func(c *Config) { c.Secret = nil },
+		"no relay IP":     func(c *Config) { c.RelayIP = netip.Addr{} },
+		"IPv6 relay IP":   func(c *Config) { c.RelayIP = netip.MustParseAddr("2001:db8::1") },
+		"0.0.0.0 relay":   func(c *Config) { c.RelayIP = netip.MustParseAddr("0.0.0.0") },
+		"bad listen":      func(c *Config) { c.Listen = "3478" },
+		"empty realm":     func(c *Config) { c.Realm = "" },
+		"ports reversed":  func(c *Config) { c.RelayPortMin, c.RelayPortMax = 60000, 50000 },
+		"port zero":       func(c *Config) { c.RelayPortMin = 0 },
+		"negative quota":  func(c *Config) { c.UserQuota = -1 },
+		"bad TLS address": func(c *Config) { c.TLS = &tls.Config{}; c.TLSListen = "x" },
+	} {
+		c := good
+		mutate(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: Validate passed", name)
+		}
+	}
+}
+
+func eventually(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// metricValue returns the value of the series name{label=value} (name
+// alone when label is empty), 0 when it does not exist yet.
+func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			match := label == ""
+			for _, l := range m.GetLabel() {
+				match = match || (l.GetName() == label && l.GetValue() == value)
+			}
+			if match {
+				return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// selfSigned returns a certificate for 127.0.0.1 and a pool that trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "turn test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
