@@ -1,0 +1,445 @@
+// Package client is a Go participant of the SFU: it joins a room with a
+// token, publishes synthetic Opus and VP8 media, receives everyone else's
+// tracks while counting and timing their packets, and chats. The tests of
+// the SFU and `meeting loadtest` use it.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v2"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v3"
+
+	"meeting.dev/meeting/media/signal"
+)
+
+// Options configure Join.
+type Options struct {
+	// URL is the signalling WebSocket, such as ws://127.0.0.1:7880/ws.
+	URL string
+	// Token is the join token.
+	Token string
+	// TokenInQuery passes the token as ?token= instead of a join message.
+	TokenInQuery bool
+	// Origin, when set, is sent as the Origin header.
+	Origin string
+	// ICEServers are STUN/TURN servers for both peer connections.
+	ICEServers []webrtc.ICEServer
+	// RelayOnly restricts ICE to relay (TURN) candidates.
+	RelayOnly bool
+	// Logger receives the client's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+// Client is one participant.
+type Client struct {
+	opts Options
+	log  *slog.Logger
+	conn *signal.Conn
+	pub  *webrtc.PeerConnection
+	sub  *webrtc.PeerConnection
+	chat *webrtc.DataChannel
+	you  signal.Participant
+	room string
+
+	runDone   chan struct{}
+	runErr    error
+	answers   chan answerResult
+	chatOpen  chan struct{}
+	offerMu   sync.Mutex // one publish negotiation at a time
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	mu           sync.Mutex
+	participants map[string]signal.Participant
+	announced    map[string]signal.Track // track id -> info
+	received     map[string]*Received    // track id -> stats, once media arrived
+	published    map[string]*Publisher
+	chats        []signal.ChatMessage
+	errs         []signal.Error
+	closing      *signal.Closing
+	closed       bool
+}
+
+type answerResult struct {
+	sdp string
+	err error
+}
+
+// Join connects to the SFU and joins the room of the token. It returns
+// once the server accepted the join and the publish peer connection (which
+// carries the chat channel) is negotiated.
+func Join(ctx context.Context, opts Options) (*Client, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		opts: opts, log: opts.Logger,
+		runDone:      make(chan struct{}),
+		answers:      make(chan answerResult, 4),
+		chatOpen:     make(chan struct{}),
+		participants: map[string]signal.Participant{},
+		announced:    map[string]signal.Track{},
+		received:     map[string]*Received{},
+		published:    map[string]*Publisher{},
+	}
+	if err := c.newPeerConnections(); err != nil {
+		return nil, err
+	}
+	u := opts.URL
+	if opts.TokenInQuery {
+		pu, err := url.Parse(u)
+		if err != nil {
+			c.closePCs()
+			return nil, fmt.Errorf("client: url: %w", err)
+		}
+		q := pu.Query()
+		q.Set("token", opts.Token)
+		pu.RawQuery = q.Encode()
+		u = pu.String()
+	}
+	h := http.Header{}
+	if opts.Origin != "" {
+		h.Set("Origin", opts.Origin)
+	}
+	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, u, h)
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	if err != nil {
+		c.closePCs()
+		if resp != nil {
+			return nil, fmt.Errorf("client: dial %s: %w (HTTP %d)", opts.URL, err, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("client: dial %s: %w", opts.URL, err)
+	}
+	c.conn = signal.NewConn(ws)
+	joined := make(chan signal.Message, 1)
+	go func() {
+		defer close(c.runDone)
+		c.runErr = c.conn.Run(context.Background(), func(m signal.Message) { c.handle(m, joined) })
+	}()
+	if !opts.TokenInQuery {
+		if err := c.conn.Send(signal.Join{Token: opts.Token}); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("client: send join: %w", err)
+		}
+	}
+	select {
+	case m := <-joined:
+		if e, ok := m.(signal.Error); ok {
+			c.Close()
+			return nil, fmt.Errorf("client: join refused: %w", e)
+		}
+	case <-c.runDone:
+		c.Close()
+		return nil, fmt.Errorf("client: connection ended before join: %v", c.runErr)
+	case <-ctx.Done():
+		c.Close()
+		return nil, fmt.Errorf("client: join: %w", ctx.Err())
+	}
+	if err := c.negotiate(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) newPeerConnections() error {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return fmt.Errorf("client: codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return fmt.Errorf("client: interceptors: %w", err)
+	}
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelError
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	cfg := webrtc.Configuration{ICEServers: c.opts.ICEServers}
+	if c.opts.RelayOnly {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	var err error
+	if c.pub, err = api.NewPeerConnection(cfg); err != nil {
+		return fmt.Errorf("client: publish peer connection: %w", err)
+	}
+	if c.sub, err = api.NewPeerConnection(cfg); err != nil {
+		_ = c.pub.Close()
+		return fmt.Errorf("client: subscribe peer connection: %w", err)
+	}
+	if c.chat, err = c.pub.CreateDataChannel("chat", nil); err != nil {
+		c.closePCs()
+		return fmt.Errorf("client: chat channel: %w", err)
+	}
+	var openOnce sync.Once
+	c.chat.OnOpen(func() { openOnce.Do(func() { close(c.chatOpen) }) })
+	c.chat.OnMessage(c.onChat)
+	c.sub.OnTrack(c.onTrack)
+	return nil
+}
+
+func (c *Client) closePCs() {
+	if c.pub != nil {
+		_ = c.pub.Close()
+	}
+	if c.sub != nil {
+		_ = c.sub.Close()
+	}
+}
+
+// handle runs on the signalling reader for each server message.
+func (c *Client) handle(m signal.Message, joined chan<- signal.Message) {
+	switch v := m.(type) {
+	case signal.Joined:
+		c.mu.Lock()
+		c.you, c.room = v.You, v.Room
+		for _, p := range v.Participants {
+			c.participants[p.ID] = p
+		}
+		for _, t := range v.Tracks {
+			c.announced[t.ID] = t
+		}
+		c.mu.Unlock()
+		joined <- v
+	case signal.Offer:
+		if err := c.answer(v); err != nil {
+			c.log.Warn("subscribe offer failed", "err", err)
+		}
+	case signal.Answer:
+		select {
+		case c.answers <- answerResult{sdp: v.SDP}:
+		default:
+			c.log.Warn("unexpected answer dropped")
+		}
+	case signal.ParticipantJoined:
+		c.mu.Lock()
+		c.participants[v.Participant.ID] = v.Participant
+		c.mu.Unlock()
+	case signal.ParticipantLeft:
+		c.mu.Lock()
+		delete(c.participants, v.Participant.ID)
+		c.mu.Unlock()
+	case signal.TrackPublished:
+		c.mu.Lock()
+		c.announced[v.Track.ID] = v.Track
+		c.mu.Unlock()
+	case signal.TrackUnpublished:
+		c.mu.Lock()
+		delete(c.announced, v.Track.ID)
+		if r := c.received[v.Track.ID]; r != nil {
+			r.removed.Store(true)
+		}
+		c.mu.Unlock()
+	case signal.Closing:
+		c.mu.Lock()
+		c.closing = &v
+		c.mu.Unlock()
+	case signal.Error:
+		c.mu.Lock()
+		c.errs = append(c.errs, v)
+		joinedYet := c.you.ID != ""
+		c.mu.Unlock()
+		if !joinedYet {
+			select {
+			case joined <- v:
+			default:
+			}
+		}
+		if v.Code == signal.CodeNegotiation {
+			select {
+			case c.answers <- answerResult{err: v}:
+			default:
+			}
+		}
+	}
+}
+
+// answer answers a server offer on the subscribe peer connection.
+func (c *Client) answer(o signal.Offer) error {
+	if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}); err != nil {
+		return fmt.Errorf("set offer: %w", err)
+	}
+	a, err := c.sub.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("create answer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(c.sub)
+	if err := c.sub.SetLocalDescription(a); err != nil {
+		return fmt.Errorf("set answer: %w", err)
+	}
+	<-gathered
+	return c.conn.Send(signal.Answer{SDP: c.sub.LocalDescription().SDP})
+}
+
+// negotiate offers the publish peer connection's current state and applies
+// the server's answer.
+func (c *Client) negotiate(ctx context.Context) error {
+	c.offerMu.Lock()
+	defer c.offerMu.Unlock()
+	offer, err := c.pub.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("client: create offer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(c.pub)
+	if err := c.pub.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("client: set offer: %w", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return fmt.Errorf("client: gathering: %w", ctx.Err())
+	}
+	c.mu.Lock()
+	var tracks []signal.TrackSource
+	for _, p := range c.published {
+		if !p.stopped {
+			tracks = append(tracks, signal.TrackSource{ID: p.track.ID(), Source: p.source})
+		}
+	}
+	c.mu.Unlock()
+	if err := c.conn.Send(signal.Offer{SDP: c.pub.LocalDescription().SDP, Tracks: tracks}); err != nil {
+		return fmt.Errorf("client: send offer: %w", err)
+	}
+	select {
+	case a := <-c.answers:
+		if a.err != nil {
+			return fmt.Errorf("client: offer refused: %w", a.err)
+		}
+		if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.sdp}); err != nil {
+			return fmt.Errorf("client: set answer: %w", err)
+		}
+		return nil
+	case <-c.runDone:
+		return fmt.Errorf("client: connection ended while negotiating: %v", c.runErr)
+	case <-ctx.Done():
+		return fmt.Errorf("client: waiting for answer: %w", ctx.Err())
+	}
+}
+
+// ID is this participant's id in the room.
+func (c *Client) ID() string { return c.you.ID }
+
+// Room is the room joined.
+func (c *Client) Room() string { return c.room }
+
+// Participants returns the others in the room.
+func (c *Client) Participants() []signal.Participant {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ps := make([]signal.Participant, 0, len(c.participants))
+	for _, p := range c.participants {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// Errors returns the error messages the server sent.
+func (c *Client) Errors() []signal.Error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]signal.Error(nil), c.errs...)
+}
+
+// Closing returns the server's closing notice, if one came.
+func (c *Client) Closing() *signal.Closing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// Done is closed when the signalling connection ended.
+func (c *Client) Done() <-chan struct{} { return c.runDone }
+
+// ErrChatNotOpen is returned by Chat before the chat channel opened.
+var ErrChatNotOpen = errors.New("client: chat channel not open")
+
+// ChatOpen is closed once the chat channel is open.
+func (c *Client) ChatOpen() <-chan struct{} { return c.chatOpen }
+
+// Chat sends text to the room.
+func (c *Client) Chat(text string) error {
+	select {
+	case <-c.chatOpen:
+	default:
+		return ErrChatNotOpen
+	}
+	b, err := jsonMarshal(signal.ChatSend{Text: text})
+	if err != nil {
+		return err
+	}
+	if err := c.chat.SendText(string(b)); err != nil {
+		return fmt.Errorf("client: chat: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) onChat(msg webrtc.DataChannelMessage) {
+	var m signal.ChatMessage
+	if err := jsonUnmarshal(msg.Data, &m); err != nil {
+		c.log.Warn("bad chat message", "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.chats = append(c.chats, m)
+	c.mu.Unlock()
+}
+
+// Chats returns the chat messages received, in order.
+func (c *Client) Chats() []signal.ChatMessage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]signal.ChatMessage(nil), c.chats...)
+}
+
+// Close leaves the room and releases everything; it waits for the
+// client's goroutines.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		pubs := make([]*Publisher, 0, len(c.published))
+		for _, p := range c.published {
+			pubs = append(pubs, p)
+		}
+		c.mu.Unlock()
+		for _, p := range pubs {
+			p.halt()
+		}
+		if c.conn != nil {
+			c.conn.Close("leaving")
+			<-c.runDone
+		}
+		c.closePCs()
+		c.wg.Wait()
+	})
+}
+
+// Wait polls cond every 10ms until it holds or ctx ends.
+func Wait(ctx context.Context, cond func() bool) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}

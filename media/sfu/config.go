@@ -1,0 +1,84 @@
+// Package sfu is the selective forwarding unit of the Meeting platform:
+// rooms keyed by meeting identity whose participants publish audio, camera
+// and screen tracks over WebRTC (pion) and receive everyone else's, with
+// signalling over WebSocket (package signal) and join tokens (package token).
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Config configures an SFU. Zero values of optional fields take defaults.
+type Config struct {
+	// TokenKey is the HMAC key of join tokens; required.
+	TokenKey []byte
+	// Room, when not empty, is the only room identity served.
+	Room string
+	// MaxParticipants caps each room (default 50).
+	MaxParticipants int
+	// DrainTimeout is how long Shutdown waits for participants to leave
+	// after telling them the server is closing (default 30s).
+	DrainTimeout time.Duration
+	// AllowedOrigins lists the Origin header values accepted on /ws, such
+	// as "https://meet.example.org"; "*" accepts any. Empty means
+	// same-origin only (or no Origin header, as non-browser clients send).
+	AllowedOrigins []string
+	// PublicIPs are announced in ICE candidates instead of the address the
+	// UDP socket is bound to (1:1 NAT).
+	PublicIPs []string
+	// JoinTimeout bounds the wait for the join message (default 10s).
+	JoinTimeout time.Duration
+	// Logger receives the SFU's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock for token expiry (default time.Now).
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultMaxParticipants = 50
+	DefaultDrainTimeout    = 30 * time.Second
+	DefaultJoinTimeout     = 10 * time.Second
+)
+
+func (c *Config) setDefaults() {
+	if c.MaxParticipants == 0 {
+		c.MaxParticipants = DefaultMaxParticipants
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.JoinTimeout == 0 {
+		c.JoinTimeout = DefaultJoinTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports what is wrong with c, after defaults.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.TokenKey) == 0 {
+		errs = append(errs, errors.New("token key is required"))
+	}
+	if c.MaxParticipants < 0 {
+		errs = append(errs, fmt.Errorf("max participants %d is negative", c.MaxParticipants))
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("drain timeout %s is negative", c.DrainTimeout))
+	}
+	for _, ip := range c.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			errs = append(errs, fmt.Errorf("public IP %q is not an IP address", ip))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,57 @@
+package sfu
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the SFU's Prometheus metrics, in a registry of its own.
+type metrics struct {
+	reg          *prometheus.Registry
+	rooms        prometheus.Gauge
+	participants prometheus.Gauge
+	tracks       prometheus.Gauge
+	packets      prometheus.Counter
+	bytes        prometheus.Counter
+	nacks        prometheus.Counter
+	plisIn       prometheus.Counter
+	plisOut      prometheus.Counter
+	joins        *prometheus.CounterVec
+	chat         prometheus.Counter
+}
+
+func newMetrics() (*metrics, error) {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		rooms: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meeting_sfu_rooms", Help: "Rooms with at least one participant."}),
+		participants: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meeting_sfu_participants", Help: "Participants connected."}),
+		tracks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meeting_sfu_tracks", Help: "Published tracks being forwarded."}),
+		packets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meeting_sfu_forwarded_packets_total", Help: "RTP packets written to subscribers."}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meeting_sfu_forwarded_bytes_total", Help: "RTP payload bytes written to subscribers."}),
+		nacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meeting_sfu_nacks_total", Help: "NACK packets received from subscribers (answered by the NACK responder)."}),
+		plisIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meeting_sfu_keyframe_requests_total", Help: "PLI and FIR received from subscribers."}),
+		plisOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meeting_sfu_plis_sent_total", Help: "PLIs sent to publishers after throttling."}),
+		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meeting_sfu_joins_total", Help: "Join attempts by result."}, []string{"result"}),
+		chat: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meeting_sfu_chat_messages_total", Help: "Chat messages relayed."}),
+	}
+	for _, c := range []prometheus.Collector{m.rooms, m.participants, m.tracks, m.packets, m.bytes, m.nacks,
+		m.plisIn, m.plisOut, m.joins, m.chat,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := m.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metric: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,321 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/pion/webrtc/v3"
+
+	"meeting.dev/meeting/media/signal"
+)
+
+// participant is one WebSocket session in a room with two peer
+// connections: pub, on which the client offers its tracks and the chat data
+// channel, and sub, on which the server offers everyone else's tracks. Each
+// has one offerer, so offers never collide.
+type participant struct {
+	info signal.Participant
+	room *Room
+	conn *signal.Conn
+	pub  *webrtc.PeerConnection
+	sub  *webrtc.PeerConnection
+	s    *SFU
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	sources map[string]string // track id in the client's SDP -> source
+	owned   map[string]*publishedTrack
+	senders map[*publishedTrack]*webrtc.RTPSender
+	chat    *webrtc.DataChannel
+	closed  bool
+
+	negMu        sync.Mutex // serialises offers on sub
+	offerPending bool       // an offer is waiting for its answer
+	again        bool       // something changed while an offer was pending
+}
+
+func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant, error) {
+	p := &participant{
+		info:    signal.Participant{ID: uuid.NewString(), User: user, Name: name},
+		conn:    conn,
+		s:       s,
+		sources: map[string]string{},
+		owned:   map[string]*publishedTrack{},
+		senders: map[*publishedTrack]*webrtc.RTPSender{},
+	}
+	p.log = s.log.With("participant", p.info.ID, "user", user)
+	var err error
+	if p.pub, err = s.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return nil, fmt.Errorf("publish peer connection: %w", err)
+	}
+	if p.sub, err = s.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		_ = p.pub.Close()
+		return nil, fmt.Errorf("subscribe peer connection: %w", err)
+	}
+	p.pub.OnTrack(p.onTrack)
+	p.pub.OnDataChannel(p.onDataChannel)
+	p.sub.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			p.mu.Lock()
+			ts := make([]*publishedTrack, 0, len(p.senders))
+			for t := range p.senders {
+				ts = append(ts, t)
+			}
+			p.mu.Unlock()
+			for _, t := range ts {
+				t.requestKeyframe()
+			}
+		}
+	})
+	return p, nil
+}
+
+// send queues a signalling message; a closed connection drops it.
+func (p *participant) send(m signal.Message) {
+	if err := p.conn.Send(m); err != nil && !errors.Is(err, signal.ErrClosed) {
+		p.log.Warn("signalling send failed", "type", m.MessageType(), "err", err)
+	}
+}
+
+// handle runs on the connection's reader for each message after the join.
+func (p *participant) handle(m signal.Message) {
+	switch v := m.(type) {
+	case signal.Offer:
+		if err := p.answerOffer(v); err != nil {
+			p.log.Info("publish offer refused", "err", err)
+			p.send(signal.Error{Code: signal.CodeNegotiation, Message: err.Error()})
+		}
+	case signal.Answer:
+		if err := p.acceptAnswer(v); err != nil {
+			p.log.Info("subscribe answer refused", "err", err)
+			p.send(signal.Error{Code: signal.CodeNegotiation, Message: err.Error()})
+		}
+	case signal.Candidate:
+		pc := p.pub
+		if v.Target == signal.TargetSubscribe {
+			pc = p.sub
+		}
+		c := webrtc.ICECandidateInit{Candidate: v.Candidate.Candidate, SDPMid: v.Candidate.SDPMid,
+			SDPMLineIndex: v.Candidate.SDPMLineIndex, UsernameFragment: v.Candidate.UsernameFragment}
+		if err := pc.AddICECandidate(c); err != nil {
+			p.send(signal.Error{Code: signal.CodeBadMessage, Message: fmt.Sprintf("candidate: %v", err)})
+		}
+	case signal.Leave:
+		p.conn.Close("left")
+	case signal.Join:
+		p.send(signal.Error{Code: signal.CodeBadMessage, Message: "already joined"})
+	default:
+		p.send(signal.Error{Code: signal.CodeBadMessage, Message: fmt.Sprintf("%q is not a client message", m.MessageType())})
+	}
+}
+
+// answerOffer answers the client's offer on the publish peer connection.
+func (p *participant) answerOffer(o signal.Offer) error {
+	p.mu.Lock()
+	for _, t := range o.Tracks {
+		p.sources[t.ID] = t.Source
+	}
+	p.mu.Unlock()
+	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}); err != nil {
+		return fmt.Errorf("set offer: %w", err)
+	}
+	ans, err := p.pub.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("create answer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pub)
+	if err := p.pub.SetLocalDescription(ans); err != nil {
+		return fmt.Errorf("set answer: %w", err)
+	}
+	<-gathered
+	p.send(signal.Answer{SDP: p.pub.LocalDescription().SDP})
+	return nil
+}
+
+// acceptAnswer applies the client's answer to the server's last offer and
+// offers again if something changed in the meantime.
+func (p *participant) acceptAnswer(a signal.Answer) error {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if !p.offerPending {
+		return errors.New("answer without an offer")
+	}
+	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a.SDP}); err != nil {
+		return fmt.Errorf("set answer: %w", err)
+	}
+	p.offerPending = false
+	if p.again {
+		p.again = false
+		return p.offerLocked()
+	}
+	return nil
+}
+
+// negotiate offers the current set of subscriptions, now or, when an offer
+// is waiting for its answer, right after that answer.
+func (p *participant) negotiate() {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.offerPending {
+		p.again = true
+		return
+	}
+	if err := p.offerLocked(); err != nil {
+		p.log.Warn("subscribe offer failed", "err", err)
+	}
+}
+
+func (p *participant) offerLocked() error {
+	if p.sub.ConnectionState() == webrtc.PeerConnectionStateClosed {
+		return nil
+	}
+	offer, err := p.sub.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("create offer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(p.sub)
+	if err := p.sub.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("set offer: %w", err)
+	}
+	<-gathered
+	p.offerPending = true
+	p.send(signal.Offer{SDP: p.sub.LocalDescription().SDP})
+	return nil
+}
+
+// onTrack publishes a track the client sends.
+func (p *participant) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	kind := remote.Kind().String()
+	p.mu.Lock()
+	source, ok := p.sources[remote.ID()]
+	if !ok {
+		source = signal.SourceCamera
+		if remote.Kind() == webrtc.RTPCodecTypeAudio {
+			source = signal.SourceAudio
+		}
+	}
+	closed := p.closed
+	info := signal.Track{ID: p.info.ID + "/" + remote.ID(), Participant: p.info.ID, Kind: kind, Source: source}
+	if _, dup := p.owned[info.ID]; dup {
+		info.ID += "/" + uuid.NewString()[:8]
+	}
+	t := newPublishedTrack(info, remote, p, p.s.m)
+	if !closed {
+		p.owned[info.ID] = t
+	}
+	p.mu.Unlock()
+	if closed {
+		return
+	}
+	p.log.Info("track published", "track", info.ID, "kind", kind, "source", source, "codec", remote.Codec().MimeType)
+	p.room.publish(t)
+	t.forward()
+	p.mu.Lock()
+	delete(p.owned, info.ID)
+	p.mu.Unlock()
+	p.room.unpublish(t)
+	p.log.Info("track unpublished", "track", info.ID)
+}
+
+// subscribe starts sending t to p.
+func (p *participant) subscribe(t *publishedTrack) {
+	p.mu.Lock()
+	if p.closed || t.ended.Load() || p.senders[t] != nil {
+		p.mu.Unlock()
+		return
+	}
+	s, err := p.sub.AddTrack(t)
+	if err != nil {
+		p.mu.Unlock()
+		p.log.Warn("subscribe failed", "track", t.info.ID, "err", err)
+		return
+	}
+	p.senders[t] = s
+	p.mu.Unlock()
+	go t.readRTCP(s)
+	p.negotiate()
+}
+
+// unsubscribe stops sending t to p.
+func (p *participant) unsubscribe(t *publishedTrack) {
+	p.mu.Lock()
+	s := p.senders[t]
+	delete(p.senders, t)
+	closed := p.closed
+	p.mu.Unlock()
+	if s == nil || closed {
+		return
+	}
+	if err := p.sub.RemoveTrack(s); err != nil {
+		p.log.Debug("remove track", "track", t.info.ID, "err", err)
+	}
+	p.negotiate()
+}
+
+func (p *participant) onDataChannel(dc *webrtc.DataChannel) {
+	if dc.Label() != "chat" {
+		p.send(signal.Error{Code: signal.CodeBadChat, Message: fmt.Sprintf("data channel %q is not served", dc.Label())})
+		_ = dc.Close()
+		return
+	}
+	p.mu.Lock()
+	p.chat = dc
+	p.mu.Unlock()
+	dc.OnMessage(func(msg webrtc.DataChannelMessage) {
+		if !msg.IsString {
+			p.send(signal.Error{Code: signal.CodeBadChat, Message: "chat messages are text"})
+			return
+		}
+		c, err := signal.DecodeChat(msg.Data)
+		if err != nil {
+			p.send(signal.Error{Code: signal.CodeBadChat, Message: err.Error()})
+			return
+		}
+		p.room.chat(p, c.Text, p.s.cfg.Now())
+	})
+}
+
+func (p *participant) chatReady() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.chat != nil && p.chat.ReadyState() == webrtc.DataChannelStateOpen
+}
+
+func (p *participant) sendChat(b []byte) {
+	p.mu.Lock()
+	dc := p.chat
+	p.mu.Unlock()
+	if dc == nil {
+		return
+	}
+	if err := dc.SendText(string(b)); err != nil {
+		p.log.Debug("chat send failed", "err", err)
+	}
+}
+
+// close ends p's media; its published tracks end and leave the room.
+func (p *participant) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	owned := make([]*publishedTrack, 0, len(p.owned))
+	for _, t := range p.owned {
+		owned = append(owned, t)
+	}
+	p.mu.Unlock()
+	for _, t := range owned {
+		p.room.unpublish(t)
+	}
+	if err := p.pub.Close(); err != nil {
+		p.log.Debug("close publish peer connection", "err", err)
+	}
+	if err := p.sub.Close(); err != nil {
+		p.log.Debug("close subscribe peer connection", "err", err)
+	}
+}

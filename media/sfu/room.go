@@ -1,0 +1,144 @@
+package sfu
+
+import (
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"meeting.dev/meeting/media/signal"
+)
+
+// ErrRoomFull is returned when a room already holds its maximum.
+var ErrRoomFull = errors.New("room is full")
+
+// Room is one meeting: its participants and their published tracks. Its
+// lock guards membership only; media never takes it.
+type Room struct {
+	id  string
+	max int
+	m   *metrics
+
+	mu           sync.Mutex
+	participants map[string]*participant
+	order        []string // participant ids in join order
+	tracks       map[string]*publishedTrack
+}
+
+func newRoom(id string, max int, m *metrics) *Room {
+	return &Room{id: id, max: max, m: m,
+		participants: map[string]*participant{}, tracks: map[string]*publishedTrack{}}
+}
+
+// ID is the meeting identity.
+func (r *Room) ID() string { return r.id }
+
+// add admits p unless the room is full; it returns who and what was there.
+func (r *Room) add(p *participant) ([]*participant, []*publishedTrack, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.participants) >= r.max {
+		return nil, nil, ErrRoomFull
+	}
+	others := r.listLocked()
+	tracks := make([]*publishedTrack, 0, len(r.tracks))
+	for _, t := range r.tracks {
+		tracks = append(tracks, t)
+	}
+	r.participants[p.info.ID] = p
+	r.order = append(r.order, p.info.ID)
+	return others, tracks, nil
+}
+
+// remove takes p out; it returns the others and whether the room is now empty.
+func (r *Room) remove(p *participant) ([]*participant, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.participants[p.info.ID]; ok {
+		delete(r.participants, p.info.ID)
+		for i, id := range r.order {
+			if id == p.info.ID {
+				r.order = append(r.order[:i:i], r.order[i+1:]...)
+				break
+			}
+		}
+	}
+	return r.listLocked(), len(r.participants) == 0
+}
+
+func (r *Room) listLocked() []*participant {
+	ps := make([]*participant, 0, len(r.order))
+	for _, id := range r.order {
+		ps = append(ps, r.participants[id])
+	}
+	return ps
+}
+
+func (r *Room) list() []*participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.listLocked()
+}
+
+func (r *Room) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.participants)
+}
+
+// publish adds t and subscribes everyone but its publisher to it.
+func (r *Room) publish(t *publishedTrack) {
+	r.mu.Lock()
+	r.tracks[t.info.ID] = t
+	ps := r.listLocked()
+	r.mu.Unlock()
+	r.m.tracks.Inc()
+	for _, p := range ps {
+		if p == t.publisher {
+			continue
+		}
+		p.send(signal.TrackPublished{Track: t.info})
+		p.subscribe(t)
+	}
+}
+
+// unpublish removes t from the room and from every subscriber; it is a
+// no-op the second time.
+func (r *Room) unpublish(t *publishedTrack) {
+	if !t.end() {
+		return
+	}
+	r.mu.Lock()
+	delete(r.tracks, t.info.ID)
+	ps := r.listLocked()
+	r.mu.Unlock()
+	r.m.tracks.Dec()
+	for _, p := range ps {
+		if p == t.publisher {
+			continue
+		}
+		p.unsubscribe(t)
+		p.send(signal.TrackUnpublished{Track: t.info})
+	}
+}
+
+// chat relays text from p to everyone, p included.
+func (r *Room) chat(from *participant, text string, at time.Time) {
+	b, err := json.Marshal(signal.ChatMessage{From: from.info.ID, Name: from.info.Name, Text: text, At: at.UTC()})
+	if err != nil {
+		return
+	}
+	r.m.chat.Inc()
+	for _, p := range r.list() {
+		p.sendChat(b)
+	}
+}
+
+// broadcast sends m to everyone except skip.
+func (r *Room) broadcast(m signal.Message, skip *participant) {
+	for _, p := range r.list() {
+		if p != skip {
+			p.send(m)
+		}
+	}
+}

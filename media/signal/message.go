@@ -1,0 +1,389 @@
+// Package signal is the SFU's signalling protocol: JSON messages over a
+// WebSocket (docs/signaling.md), their decoder, and a connection that runs
+// one reader and one writer per WebSocket.
+package signal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Message types. Client to server: Join, Offer, Answer, Candidate, Leave.
+// Server to client: Joined, Answer, Offer, ParticipantJoined,
+// ParticipantLeft, TrackPublished, TrackUnpublished, Closing, Error.
+const (
+	TypeJoin              = "join"
+	TypeJoined            = "joined"
+	TypeOffer             = "offer"
+	TypeAnswer            = "answer"
+	TypeCandidate         = "candidate"
+	TypeLeave             = "leave"
+	TypeParticipantJoined = "participant_joined"
+	TypeParticipantLeft   = "participant_left"
+	TypeTrackPublished    = "track_published"
+	TypeTrackUnpublished  = "track_unpublished"
+	TypeClosing           = "closing"
+	TypeError             = "error"
+)
+
+// Peer connection names used by Candidate.Target.
+const (
+	// TargetPublish is the client's sending peer connection: the client
+	// offers on it, the server answers.
+	TargetPublish = "publish"
+	// TargetSubscribe is the client's receiving peer connection: the
+	// server offers on it, the client answers.
+	TargetSubscribe = "subscribe"
+)
+
+// Track sources.
+const (
+	SourceAudio  = "audio"
+	SourceCamera = "camera"
+	SourceScreen = "screen"
+)
+
+// Error codes sent in Error.Code.
+const (
+	CodeBadMessage   = "bad_message"
+	CodeUnknownType  = "unknown_type"
+	CodeUnauthorized = "unauthorized"
+	CodeRoomFull     = "room_full"
+	CodeClosing      = "closing"
+	CodeNotJoined    = "not_joined"
+	CodeNegotiation  = "negotiation_failed"
+	CodeBadChat      = "bad_chat"
+	CodeInternal     = "internal"
+)
+
+// Limits checked by Decode.
+const (
+	// MaxMessageSize is the largest WebSocket message accepted, in bytes.
+	MaxMessageSize = 64 << 10
+	// MaxSDPSize is the largest SDP accepted in an offer or answer.
+	MaxSDPSize = 60 << 10
+	// MaxTracks is the most tracks one offer may describe.
+	MaxTracks = 8
+	// MaxChatText is the largest chat text, in bytes.
+	MaxChatText = 4096
+)
+
+// Message is one signalling message: every type below implements it.
+type Message interface {
+	// MessageType returns the value of the message's "type" field.
+	MessageType() string
+}
+
+// Join is the first message of a connection that did not pass ?token= on the URL.
+type Join struct {
+	Token string `json:"token"`
+}
+
+// Participant describes someone in the room.
+type Participant struct {
+	ID   string `json:"id"`
+	User string `json:"user"`
+	Name string `json:"name"`
+}
+
+// Track describes a published track as subscribers see it. On the
+// subscribe peer connection its MediaStreamTrack id is ID and its stream id
+// is Participant.
+type Track struct {
+	ID          string `json:"id"`
+	Participant string `json:"participant"`
+	Kind        string `json:"kind"`
+	Source      string `json:"source"`
+}
+
+// Joined answers a successful join.
+type Joined struct {
+	Room         string        `json:"room"`
+	You          Participant   `json:"you"`
+	Participants []Participant `json:"participants"`
+	Tracks       []Track       `json:"tracks"`
+}
+
+// TrackSource tells the server what a track of an offer is.
+type TrackSource struct {
+	// ID is the track id (msid) in the offer's SDP.
+	ID string `json:"id"`
+	// Source is audio, camera or screen.
+	Source string `json:"source"`
+}
+
+// Offer carries an SDP offer: from the client for the publish peer
+// connection, from the server for the subscribe peer connection.
+type Offer struct {
+	SDP string `json:"sdp"`
+	// Tracks names the source of the client's tracks (client offers only).
+	Tracks []TrackSource `json:"tracks,omitempty"`
+}
+
+// Answer carries an SDP answer to the other side's last offer.
+type Answer struct {
+	SDP string `json:"sdp"`
+}
+
+// ICECandidate is RTCIceCandidateInit.
+type ICECandidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// Candidate trickles one ICE candidate of the client's peer connection Target.
+type Candidate struct {
+	Target    string       `json:"target"`
+	Candidate ICECandidate `json:"candidate"`
+}
+
+// Leave ends the session.
+type Leave struct{}
+
+// ParticipantJoined announces a newcomer.
+type ParticipantJoined struct {
+	Participant Participant `json:"participant"`
+}
+
+// ParticipantLeft announces a departure.
+type ParticipantLeft struct {
+	Participant Participant `json:"participant"`
+}
+
+// TrackPublished announces a track; an offer adding it follows.
+type TrackPublished struct {
+	Track Track `json:"track"`
+}
+
+// TrackUnpublished announces that a track ended; an offer removing it follows.
+type TrackUnpublished struct {
+	Track Track `json:"track"`
+}
+
+// Closing says the server is shutting down; it closes the connection at Deadline.
+type Closing struct {
+	Reason   string    `json:"reason"`
+	Deadline time.Time `json:"deadline"`
+}
+
+// Error reports a refused or failed request.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (Join) MessageType() string              { return TypeJoin }
+func (Joined) MessageType() string            { return TypeJoined }
+func (Offer) MessageType() string             { return TypeOffer }
+func (Answer) MessageType() string            { return TypeAnswer }
+func (Candidate) MessageType() string         { return TypeCandidate }
+func (Leave) MessageType() string             { return TypeLeave }
+func (ParticipantJoined) MessageType() string { return TypeParticipantJoined }
+func (ParticipantLeft) MessageType() string   { return TypeParticipantLeft }
+func (TrackPublished) MessageType() string    { return TypeTrackPublished }
+func (TrackUnpublished) MessageType() string  { return TypeTrackUnpublished }
+func (Closing) MessageType() string           { return TypeClosing }
+func (Error) MessageType() string             { return TypeError }
+
+// Error makes Error usable as a Go error.
+func (e Error) Error() string { return e.Code + ": " + e.Message }
+
+// ErrUnknownType is returned by Decode for a message of an unknown type.
+var ErrUnknownType = errors.New("unknown message type")
+
+// newMessage returns a pointer to the zero message of type t.
+func newMessage(t string) (Message, error) {
+	switch t {
+	case TypeJoin:
+		return &Join{}, nil
+	case TypeJoined:
+		return &Joined{}, nil
+	case TypeOffer:
+		return &Offer{}, nil
+	case TypeAnswer:
+		return &Answer{}, nil
+	case TypeCandidate:
+		return &Candidate{}, nil
+	case TypeLeave:
+		return &Leave{}, nil
+	case TypeParticipantJoined:
+		return &ParticipantJoined{}, nil
+	case TypeParticipantLeft:
+		return &ParticipantLeft{}, nil
+	case TypeTrackPublished:
+		return &TrackPublished{}, nil
+	case TypeTrackUnpublished:
+		return &TrackUnpublished{}, nil
+	case TypeClosing:
+		return &Closing{}, nil
+	case TypeError:
+		return &Error{}, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownType, t)
+}
+
+// Decode parses one message and checks it. It returns a value (not a
+// pointer) of one of the message types. Unknown fields are ignored; an
+// unknown type, a missing required field or an oversized field is an error.
+func Decode(b []byte) (Message, error) {
+	if len(b) > MaxMessageSize {
+		return nil, fmt.Errorf("message of %d bytes exceeds %d", len(b), MaxMessageSize)
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil, fmt.Errorf("not a JSON object with a type: %w", err)
+	}
+	if head.Type == "" {
+		return nil, errors.New(`missing "type"`)
+	}
+	p, err := newMessage(head.Type)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("%s: %w", head.Type, err)
+	}
+	m := deref(p)
+	if err := validate(m); err != nil {
+		return nil, fmt.Errorf("%s: %w", head.Type, err)
+	}
+	return m, nil
+}
+
+func deref(p Message) Message {
+	switch v := p.(type) {
+	case *Join:
+		return *v
+	case *Joined:
+		return *v
+	case *Offer:
+		return *v
+	case *Answer:
+		return *v
+	case *Candidate:
+		return *v
+	case *Leave:
+		return *v
+	case *ParticipantJoined:
+		return *v
+	case *ParticipantLeft:
+		return *v
+	case *TrackPublished:
+		return *v
+	case *TrackUnpublished:
+		return *v
+	case *Closing:
+		return *v
+	case *Error:
+		return *v
+	}
+	return p
+}
+
+func validate(m Message) error {
+	switch v := m.(type) {
+	case Join:
+		if v.Token == "" {
+			return errors.New("token is required")
+		}
+	case Offer:
+		if v.SDP == "" {
+			return errors.New("sdp is required")
+		}
+		if len(v.SDP) > MaxSDPSize {
+			return fmt.Errorf("sdp exceeds %d bytes", MaxSDPSize)
+		}
+		if len(v.Tracks) > MaxTracks {
+			return fmt.Errorf("more than %d tracks", MaxTracks)
+		}
+		for _, t := range v.Tracks {
+			if t.ID == "" {
+				return errors.New("track id is required")
+			}
+			if !ValidSource(t.Source) {
+				return fmt.Errorf("track %q: source %q is not audio, camera or screen", t.ID, t.Source)
+			}
+		}
+	case Answer:
+		if v.SDP == "" {
+			return errors.New("sdp is required")
+		}
+		if len(v.SDP) > MaxSDPSize {
+			return fmt.Errorf("sdp exceeds %d bytes", MaxSDPSize)
+		}
+	case Candidate:
+		if v.Target != TargetPublish && v.Target != TargetSubscribe {
+			return fmt.Errorf("target %q is not publish or subscribe", v.Target)
+		}
+	case Error:
+		if v.Code == "" {
+			return errors.New("code is required")
+		}
+	}
+	return nil
+}
+
+// ValidSource reports whether s is a track source.
+func ValidSource(s string) bool {
+	return s == SourceAudio || s == SourceCamera || s == SourceScreen
+}
+
+// Encode returns m as JSON with its "type" field.
+func Encode(m Message) ([]byte, error) {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", m.MessageType(), err)
+	}
+	typ, _ := json.Marshal(m.MessageType())
+	out := make([]byte, 0, len(body)+len(typ)+9)
+	out = append(out, `{"type":`...)
+	out = append(out, typ...)
+	if len(body) > 2 {
+		out = append(out, ',')
+		out = append(out, body[1:]...)
+	} else {
+		out = append(out, '}')
+	}
+	return out, nil
+}
+
+// ChatSend is what a client writes on the "chat" data channel.
+type ChatSend struct {
+	Text string `json:"text"`
+}
+
+// ChatMessage is what the room relays on every participant's "chat" data
+// channel, the sender's included.
+type ChatMessage struct {
+	From string    `json:"from"`
+	Name string    `json:"name"`
+	Text string    `json:"text"`
+	At   time.Time `json:"at"`
+}
+
+// DecodeChat parses and checks a chat data channel message from a client.
+func DecodeChat(b []byte) (ChatSend, error) {
+	if len(b) > MaxChatText+256 {
+		return ChatSend{}, fmt.Errorf("chat message of %d bytes is too large", len(b))
+	}
+	var c ChatSend
+	if err := json.Unmarshal(b, &c); err != nil {
+		return ChatSend{}, fmt.Errorf("chat: %w", err)
+	}
+	switch {
+	case c.Text == "":
+		return ChatSend{}, errors.New("chat: text is empty")
+	case len(c.Text) > MaxChatText:
+		return ChatSend{}, fmt.Errorf("chat: text exceeds %d bytes", MaxChatText)
+	case !utf8.ValidString(c.Text):
+		return ChatSend{}, errors.New("chat: text is not UTF-8")
+	}
+	return c, nil
+}
