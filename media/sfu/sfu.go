@@ -362,3 +362,16 @@ func (s *SFU) Participants(id string) int {
 	}
 	return r.len()
 }
+
+// chatReady reports whether participant id's chat channel is open (tests).
+func (s *SFU) chatReady(id string) bool {
+	s.mu.Lock()
+	ps := s.participantsLocked()
+	s.mu.Unlock()
+	for _, p := range ps {
+		if p.info.ID == id {
+			return p.chatReady()
+		}
+	}
+	return false
+}

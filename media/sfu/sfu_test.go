@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,5 +154,305 @@ func TestThreeParticipantsExchangeAudioAndVideo(t *testing.T) {
 	}
 	if got := s.sfu.Participants("room-a"); got != 3 {
 		t.Fatalf("room holds %d participants, want 3", got)
+	}
+}
+
+func TestScreenShareAddedAndRemovedMidCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{})
+	a := join(t, ctx, s, "room-s", "a")
+	b := join(t, ctx, s, "room-s", "b")
+	c := join(t, ctx, s, "room-s", "c")
+	if _, err := a.Publish(ctx, signal.SourceCamera, client.MediaOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*client.Client{b, c} {
+		waitFor(t, ctx, "a's camera", func() bool { return receiving(r, []*client.Client{a}, []string{signal.SourceCamera}, 5) })
+	}
+	screen, err := a.Publish(ctx, signal.SourceScreen, client.MediaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*client.Client{b, c} {
+		waitFor(t, ctx, "a's screen", func() bool {
+			return receiving(r, []*client.Client{a}, []string{signal.SourceCamera, signal.SourceScreen}, 5)
+		})
+	}
+	if err := screen.Unpublish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	screenID := a.ID() + "/" + screen.TrackID()
+	for _, r := range []*client.Client{b, c} {
+		waitFor(t, ctx, "the screen share to go", func() bool {
+			_, announced := r.Announced()[screenID]
+			for _, st := range r.Tracks() {
+				if st.Info.ID == screenID {
+					return !announced && st.Removed && st.Ended
+				}
+			}
+			return false
+		})
+		// The camera still flows.
+		var before uint64
+		for _, st := range r.Tracks() {
+			if st.Info.Source == signal.SourceCamera {
+				before = st.Packets
+			}
+		}
+		waitFor(t, ctx, "camera packets after the screen share ended", func() bool {
+			for _, st := range r.Tracks() {
+				if st.Info.Source == signal.SourceCamera && st.Packets > before+5 && !st.Ended {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}
+
+func TestChatReachesEveryoneWithSender(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{})
+	cs := []*client.Client{join(t, ctx, s, "room-c", "a"), join(t, ctx, s, "room-c", "b"), join(t, ctx, s, "room-c", "c")}
+	for _, c := range cs {
+		waitFor(t, ctx, "chat channel", func() bool {
+			select {
+			case <-c.ChatOpen():
+			default:
+				return false
+			}
+			return s.sfu.chatReady(c.ID())
+		})
+	}
+	before := time.Now()
+	if err := cs[1].Chat("hello from b"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		waitFor(t, ctx, "the chat message", func() bool { return len(c.Chats()) == 1 })
+		m := c.Chats()[0]
+		if m.From != cs[1].ID() || m.Name != "Name b" || m.Text != "hello from b" || m.At.Before(before.Add(-time.Second)) {
+			t.Errorf("chat = %+v, want from %s (Name b)", m, cs[1].ID())
+		}
+	}
+
+	// Invalid chat is refused with an error and relayed to no one.
+	if err := cs[0].Chat(strings.Repeat("x", signal.MaxChatText+1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "bad_chat error", func() bool {
+		for _, e := range cs[0].Errors() {
+			if e.Code == signal.CodeBadChat {
+				return true
+			}
+		}
+		return false
+	})
+	for _, c := range cs {
+		if n := len(c.Chats()); n != 1 {
+			t.Errorf("%d chat messages after an oversized one, want 1", n)
+		}
+	}
+}
+
+func TestLeavingParticipantsTracksDisappear(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{})
+	a := join(t, ctx, s, "room-l", "a")
+	b := join(t, ctx, s, "room-l", "b")
+	c := join(t, ctx, s, "room-l", "c")
+	for _, src := range []string{signal.SourceAudio, signal.SourceCamera} {
+		if _, err := a.Publish(ctx, src, client.MediaOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Publish(ctx, signal.SourceAudio, client.MediaOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "c receives a and b", func() bool {
+		return receiving(c, []*client.Client{a}, []string{signal.SourceAudio, signal.SourceCamera}, 5) &&
+			receiving(c, []*client.Client{b}, []string{signal.SourceAudio}, 5)
+	})
+	aID := a.ID()
+	a.Close()
+	for _, r := range []*client.Client{b, c} {
+		waitFor(t, ctx, "a's tracks to disappear", func() bool {
+			for _, p := range r.Participants() {
+				if p.ID == aID {
+					return false
+				}
+			}
+			for _, tr := range r.Announced() {
+				if tr.Participant == aID {
+					return false
+				}
+			}
+			for _, st := range r.Tracks() {
+				if st.Info.Participant == aID && !(st.Removed && st.Ended) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	waitFor(t, ctx, "b's audio still reaching c", func() bool { return receiving(c, []*client.Client{b}, []string{signal.SourceAudio}, 30) })
+	if n := s.sfu.Participants("room-l"); n != 2 {
+		t.Fatalf("%d participants, want 2", n)
+	}
+}
+
+func TestTokensRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	s := startSFU(t, Config{Room: "the-room"})
+	forged, _ := token.Mint([]byte("some other key, also 32 bytes.."), token.Claims{Room: "the-room", User: "x"}, time.Hour)
+	expired, _ := token.Mint(testKey, token.Claims{Room: "the-room", User: "x", IssuedAt: now.Add(-2 * time.Hour)}, time.Hour)
+	wrongRoom, _ := token.Mint(testKey, token.Claims{Room: "another-room", User: "x"}, time.Hour)
+	for _, tc := range []struct{ name, tok string }{
+		{"forged", forged}, {"expired", expired}, {"wrong room", wrongRoom}, {"garbage", "abc.def.ghi"},
+	} {
+		for _, inQuery := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s query=%v", tc.name, inQuery), func(t *testing.T) {
+				c, err := client.Join(ctx, client.Options{URL: s.url, Token: tc.tok, TokenInQuery: inQuery})
+				if err == nil {
+					c.Close()
+					t.Fatal("join succeeded")
+				}
+				want := "unauthorized"
+				if inQuery {
+					want = "HTTP 401"
+				}
+				if !strings.Contains(err.Error(), want) {
+					t.Fatalf("err = %v, want %q", err, want)
+				}
+			})
+		}
+	}
+	if s.sfu.Rooms() != 0 {
+		t.Fatalf("%d rooms after refused joins", s.sfu.Rooms())
+	}
+	ok, err := client.Join(ctx, client.Options{URL: s.url, Token: mint(t, "the-room", "y"), TokenInQuery: true})
+	if err != nil {
+		t.Fatalf("valid token in query: %v", err)
+	}
+	ok.Close()
+}
+
+func TestRoomLimitHoldsUnderConcurrentJoins(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const max, tries = 3, 12
+	s := startSFU(t, Config{MaxParticipants: max})
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		joined  []*client.Client
+		refused int
+	)
+	start := make(chan struct{})
+	for i := range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := mint(t, "room-full", fmt.Sprint("u", i))
+			<-start
+			c, err := client.Join(ctx, client.Options{URL: s.url, Token: tok})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				joined = append(joined, c)
+			case strings.Contains(err.Error(), signal.CodeRoomFull):
+				refused++
+			default:
+				t.Errorf("join: %v", err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	defer func() {
+		for _, c := range joined {
+			c.Close()
+		}
+	}()
+	if len(joined) != max || refused != tries-max {
+		t.Fatalf("%d joined and %d refused, want %d and %d", len(joined), refused, max, tries-max)
+	}
+	if n := s.sfu.Participants("room-full"); n != max {
+		t.Fatalf("room holds %d, want %d", n, max)
+	}
+	// A place frees up when someone leaves.
+	joined[0].Close()
+	waitFor(t, ctx, "a free place", func() bool { return s.sfu.Participants("room-full") == max-1 })
+	c := join(t, ctx, s, "room-full", "late")
+	_ = c
+}
+
+func TestRoomRemovedWhenEmpty(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{})
+	a := join(t, ctx, s, "room-e", "a")
+	b := join(t, ctx, s, "room-e", "b")
+	if _, err := a.Publish(ctx, signal.SourceCamera, client.MediaOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "b receives", func() bool { return receiving(b, []*client.Client{a}, []string{signal.SourceCamera}, 5) })
+	if s.sfu.Rooms() != 1 {
+		t.Fatalf("%d rooms, want 1", s.sfu.Rooms())
+	}
+	a.Close()
+	b.Close()
+	waitFor(t, ctx, "the room to close", func() bool { return s.sfu.Rooms() == 0 })
+	// goleak in TestMain checks that nothing of the room is left running.
+}
+
+func TestShutdownTellsClientsAndDrains(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{DrainTimeout: 20 * time.Second})
+	a := join(t, ctx, s, "room-d", "a")
+	b := join(t, ctx, s, "room-d", "b")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.sfu.Shutdown(ctx)
+	}()
+	for _, c := range []*client.Client{a, b} {
+		waitFor(t, ctx, "closing notice", func() bool { return c.Closing() != nil })
+	}
+	// New joins are refused while draining.
+	if _, err := client.Join(ctx, client.Options{URL: s.url, Token: mint(t, "room-d", "late")}); err == nil {
+		t.Fatal("join while draining succeeded")
+	}
+	select {
+	case <-done:
+		t.Fatal("shutdown returned while participants remain")
+	case <-time.After(100 * time.Millisecond):
+	}
+	a.Close()
+	b.Close()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("shutdown did not return after everyone left")
+	}
+}
+
+func TestShutdownForcesAfterGrace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{DrainTimeout: 200 * time.Millisecond})
+	a := join(t, ctx, s, "room-g", "a")
+	s.sfu.Shutdown(ctx)
+	select {
+	case <-a.Done():
+	case <-ctx.Done():
+		t.Fatal("client still connected after the grace period")
 	}
 }
