@@ -2,11 +2,217 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"meeting.dev/meeting/media/turn"
 )
 
-// runTURN is being built; see the open issue for this role.
+// turnSecretEnv is the variable the operator sets from the room Secret's
+// turn-secret key; MEETING_AUTH_SECRET (the flag's own variable) also works.
+const turnSecretEnv = "MEETING_TURN_SECRET"
+
+const turnUsage = `
+The TURN REST API credentials (coturn's use-auth-secret): username
+"<unix expiry>:<user>", password base64(HMAC-SHA1(auth-secret, username)).
+Peers in loopback, private, CGNAT, link-local (cloud metadata), multicast and
+reserved ranges are refused unless --allow-peer opens them. The secret may
+also come from MEETING_TURN_SECRET. HTTP: /healthz, /readyz, /metrics.
+`
+
+// turnFlags is the typed configuration of the turn role.
+type turnFlags struct {
+	cfg      turn.Config
+	secret   string
+	relayIP  string
+	bindIP   string
+	allow    prefixList
+	httpAddr string
+	tlsCert  string
+	tlsKey   string
+	log      logFlags
+}
+
+func (f *turnFlags) register(fs *flag.FlagSet) {
+	f.cfg = turn.DefaultConfig()
+	fs.StringVar(&f.cfg.Listen, "listen", f.cfg.Listen, "host:port of the TURN UDP and TCP listeners")
+	fs.StringVar(&f.cfg.Realm, "realm", f.cfg.Realm, "long-term credential realm")
+	fs.StringVar(&f.secret, "auth-secret", "", "TURN REST API shared secret (required; or "+turnSecretEnv+")")
+	fs.StringVar(&f.relayIP, "relay-ip", "", "IPv4 address given to clients as their relay address (required)")
+	fs.StringVar(&f.bindIP, "relay-bind-ip", "", "IPv4 address relay sockets bind to (default all interfaces)")
+	fs.IntVar(&f.cfg.RelayPortMin, "relay-port-min", f.cfg.RelayPortMin, "lowest relay port")
+	fs.IntVar(&f.cfg.RelayPortMax, "relay-port-max", f.cfg.RelayPortMax, "highest relay port")
+	fs.Var(&f.allow, "allow-peer", "CIDR or IP clients may relay to although the default policy denies it (repeatable, or comma-separated)")
+	fs.IntVar(&f.cfg.UserQuota, "user-quota", f.cfg.UserQuota, "most allocations per user, 0 for no limit")
+	fs.IntVar(&f.cfg.TotalQuota, "total-quota", f.cfg.TotalQuota, "most allocations in total, 0 for no limit")
+	fs.IntVar(&f.cfg.UDPSockets, "udp-sockets", 0, "UDP sockets sharing the port with SO_REUSEPORT (default one per CPU)")
+	fs.StringVar(&f.httpAddr, "http-addr", ":9641", "host:port of /healthz, /readyz and /metrics")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate for TURN over TLS (with --tls-key)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key for TURN over TLS")
+	fs.StringVar(&f.cfg.TLSListen, "tls-listen", f.cfg.TLSListen, "host:port of the TLS listener, used with --tls-cert")
+	f.log.register(fs, "json")
+}
+
+// config completes and validates the server configuration.
+func (f *turnFlags) config() (turn.Config, error) {
+	cfg := f.cfg
+	secret := f.secret
+	if secret == "" {
+		secret = os.Getenv(turnSecretEnv)
+	}
+	cfg.Secret = []byte(secret)
+	var errs []error
+	if f.relayIP != "" {
+		ip, err := netip.ParseAddr(f.relayIP)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--relay-ip: %w", err))
+		}
+		cfg.RelayIP = ip
+	}
+	if f.bindIP != "" {
+		ip, err := netip.ParseAddr(f.bindIP)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--relay-bind-ip: %w", err))
+		}
+		cfg.RelayBindIP = ip
+	}
+	cfg.AllowPeers = f.allow
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if f.tlsCert != "" && f.tlsKey != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--tls-cert/--tls-key: %w", err))
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if len(cfg.Secret) == 0 {
+		errs = append(errs, fmt.Errorf("--auth-secret (or %s) is required", turnSecretEnv))
+	}
+	if !cfg.RelayIP.IsValid() && f.relayIP == "" {
+		errs = append(errs, errors.New("--relay-ip is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// prefixList is a repeatable flag of CIDR prefixes; a bare IP is one address.
+type prefixList []netip.Prefix
+
+func (p *prefixList) String() string {
+	s := make([]string, len(*p))
+	for i, x := range *p {
+		s[i] = x.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *prefixList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			ip, err := netip.ParseAddr(part)
+			if err != nil {
+				return fmt.Errorf("%q is neither a CIDR nor an IP: %w", part, err)
+			}
+			*p = append(*p, netip.PrefixFrom(ip, ip.BitLen()))
+			continue
+		}
+		pr, err := netip.ParsePrefix(part)
+		if err != nil {
+			return fmt.Errorf("%q: %w", part, err)
+		}
+		*p = append(*p, pr)
+	}
+	return nil
+}
+
+// runTURN runs the TURN relay of one room until ctx ends.
 func runTURN(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("the turn role is not built yet")
+	var f turnFlags
+	fs := newFlagSet("meeting turn", "TURN relay with ephemeral (use-auth-secret) credentials.", stderr, turnUsage)
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := f.log.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return fmt.Errorf("turn: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
+	cfg.Logger = log
+
+	httpLn, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return fmt.Errorf("turn: listen http: %w", err)
+	}
+	srv, err := turn.New(cfg)
+	if err != nil {
+		_ = httpLn.Close()
+		return fmt.Errorf("turn: %w", err)
+	}
+	var ready atomic.Bool
+	ready.Store(true)
+	httpSrv := &http.Server{Handler: turnHTTP(reg, &ready), ReadHeaderTimeout: 5 * time.Second}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- httpSrv.Serve(httpLn) }()
+	log.Info("turn ready", "http", httpLn.Addr().String())
+
+	select {
+	case <-ctx.Done():
+	case err = <-httpDone:
+		err = fmt.Errorf("turn: http server: %w", err)
+	}
+	ready.Store(false)
+	log.Info("turn shutting down", "allocations", srv.Allocations())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errs := []error{err, srv.Close()}
+	if herr := httpSrv.Shutdown(shutdownCtx); herr != nil && !errors.Is(herr, http.ErrServerClosed) {
+		errs = append(errs, fmt.Errorf("turn: http shutdown: %w", herr))
+	}
+	return errors.Join(errs...)
+}
+
+// turnHTTP serves the health, readiness and metrics endpoints.
+func turnHTTP(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
 }
