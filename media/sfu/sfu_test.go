@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
 	"meeting.dev/meeting/media/client"
@@ -454,5 +455,73 @@ func TestShutdownForcesAfterGrace(t *testing.T) {
 	case <-a.Done():
 	case <-ctx.Done():
 		t.Fatal("client still connected after the grace period")
+	}
+}
+
+func TestOriginChecked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{AllowedOrigins: []string{"https://meet.example.org"}})
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"https://evil.example", false},
+		{"https://meet.example.org", true},
+		{"", true}, // non-browser clients send no Origin
+	} {
+		c, err := client.Join(ctx, client.Options{URL: s.url, Token: mint(t, "room-o", "u"), Origin: tc.origin})
+		if (err == nil) != tc.ok {
+			t.Errorf("origin %q: err = %v, want ok=%v", tc.origin, err, tc.ok)
+		}
+		if err == nil {
+			c.Close()
+		} else if !strings.Contains(err.Error(), "HTTP 403") {
+			t.Errorf("origin %q: err = %v, want HTTP 403", tc.origin, err)
+		}
+	}
+}
+
+func TestBadMessagesAfterJoinAnsweredWithErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{})
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, s.url+"?token="+mint(t, "room-b", "u"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	read := func() signal.Message {
+		t.Helper()
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := signal.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if _, ok := read().(signal.Joined); !ok {
+		t.Fatal("no joined message")
+	}
+	for _, tc := range []struct{ in, code string }{
+		{`{"type":"offer","sdp":"this is not SDP"}`, signal.CodeNegotiation},
+		{`{"type":"answer","sdp":"v=0"}`, signal.CodeNegotiation},
+		{`{"type":"joined","room":"x","you":{"id":"y"}}`, signal.CodeBadMessage},
+		{`{"type":"warp"}`, signal.CodeUnknownType},
+		{`]]`, signal.CodeBadMessage},
+	} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(tc.in)); err != nil {
+			t.Fatal(err)
+		}
+		if e, ok := read().(signal.Error); !ok || e.Code != tc.code {
+			t.Fatalf("%s: got %#v, want error %s", tc.in, e, tc.code)
+		}
+	}
+	if n := s.sfu.Participants("room-b"); n != 1 {
+		t.Fatalf("%d participants after bad messages, want 1", n)
 	}
 }

@@ -1,0 +1,123 @@
+package signal
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecodeRoundTrip(t *testing.T) {
+	mid := "0"
+	idx := uint16(0)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, m := range []Message{
+		Join{Token: "t"},
+		Joined{Room: "r", You: Participant{ID: "p", User: "u", Name: "n"}, Participants: []Participant{{ID: "q"}}, Tracks: []Track{{ID: "p/a", Participant: "p", Kind: "audio", Source: "audio"}}},
+		Offer{SDP: "v=0", Tracks: []TrackSource{{ID: "a", Source: SourceScreen}}},
+		Answer{SDP: "v=0"},
+		Candidate{Target: TargetPublish, Candidate: ICECandidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", SDPMid: &mid, SDPMLineIndex: &idx}},
+		Leave{},
+		ParticipantJoined{Participant: Participant{ID: "p"}},
+		ParticipantLeft{Participant: Participant{ID: "p"}},
+		TrackPublished{Track: Track{ID: "x"}},
+		TrackUnpublished{Track: Track{ID: "x"}},
+		Closing{Reason: "bye", Deadline: at},
+		Error{Code: CodeBadMessage, Message: "m"},
+	} {
+		b, err := Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var head struct{ Type string }
+		if err := json.Unmarshal(b, &head); err != nil || head.Type != m.MessageType() {
+			t.Fatalf("%s: encoded %s", m.MessageType(), b)
+		}
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("round trip of %s: got %#v", b, got)
+		}
+	}
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		unknown bool
+	}{
+		{`not json`, false},
+		{`[]`, false},
+		{`{}`, false},
+		{`{"type":""}`, false},
+		{`{"type":"dance"}`, true},
+		{`{"type":"join"}`, false},
+		{`{"type":"join","token":5}`, false},
+		{`{"type":"offer"}`, false},
+		{`{"type":"offer","sdp":"v=0","tracks":[{"id":"a","source":"hologram"}]}`, false},
+		{`{"type":"offer","sdp":"v=0","tracks":[{"source":"audio"}]}`, false},
+		{`{"type":"answer","sdp":""}`, false},
+		{`{"type":"candidate","target":"sideways","candidate":{"candidate":""}}`, false},
+		{`{"type":"leave"} {"type":"leave"}`, false},
+		{`{"type":"offer","sdp":"` + strings.Repeat("a", MaxSDPSize+1) + `"}`, false},
+		{`{"type":"join","token":"` + strings.Repeat("a", MaxMessageSize) + `"}`, false},
+	} {
+		_, err := Decode([]byte(tc.in))
+		if err == nil {
+			t.Errorf("Decode(%.60s) succeeded", tc.in)
+			continue
+		}
+		if errors.Is(err, ErrUnknownType) != tc.unknown {
+			t.Errorf("Decode(%.60s) = %v; unknown type: %v", tc.in, err, !tc.unknown)
+		}
+	}
+}
+
+func TestDecodeChat(t *testing.T) {
+	if c, err := DecodeChat([]byte(`{"text":"hi"}`)); err != nil || c.Text != "hi" {
+		t.Fatalf("DecodeChat = %+v, %v", c, err)
+	}
+	for _, in := range []string{`{}`, `{"text":""}`, `x`, `{"text":"` + strings.Repeat("a", MaxChatText+1) + `"}`} {
+		if _, err := DecodeChat([]byte(in)); err == nil {
+			t.Errorf("DecodeChat(%.40q) succeeded", in)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"join","token":"abc"}`,
+		`{"type":"offer","sdp":"v=0","tracks":[{"id":"a","source":"camera"}]}`,
+		`{"type":"answer","sdp":"v=0"}`,
+		`{"type":"candidate","target":"publish","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}`,
+		`{"type":"leave"}`,
+		`{"type":"closing","reason":"r","deadline":"2026-01-01T00:00:00Z"}`,
+		`{"type":"error","code":"x","message":"y"}`,
+		`{"type":"joined","room":"r","you":{"id":"i"},"participants":[],"tracks":[]}`,
+		`{"type":1}`, `null`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Decode(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes encodes, and decodes again to the same value.
+		out, err := Encode(m)
+		if err != nil {
+			t.Fatalf("Encode(%#v): %v", m, err)
+		}
+		again, err := Decode(out)
+		if err != nil {
+			t.Fatalf("re-decode %s: %v", out, err)
+		}
+		if again.MessageType() != m.MessageType() {
+			t.Fatalf("type changed: %s -> %s", m.MessageType(), again.MessageType())
+		}
+	})
+}
