@@ -2,14 +2,252 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"meeting.dev/meeting/internal/auth"
+	"meeting.dev/meeting/internal/server"
+	"meeting.dev/meeting/internal/store"
 )
 
+// apiConfig configures the REST API, standalone or as the api role.
+type apiConfig struct {
+	standalone     bool
+	httpAddr       string
+	dataDir        string
+	databaseURL    string
+	jwtSecret      string
+	adminPassword  string
+	tokenTTL       time.Duration
+	trustedProxies string
+	shutdownGrace  time.Duration
+	log            logFlags
+}
+
+func (c *apiConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address the HTTP API listens on")
+	if c.standalone {
+		fs.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "directory for the SQLite database and the generated JWT secret")
+	}
+	fs.StringVar(&c.databaseURL, "database-url", "", "mysql://user:pass@host:port/db selects MySQL; empty means SQLite in the data directory (standalone only)")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "secret (at least 32 bytes) that signs API tokens; standalone generates one in the data directory when empty")
+	fs.StringVar(&c.adminPassword, "admin-password", "", "password of the initial root account, used only when root does not exist yet; a random one is generated and printed once when empty")
+	fs.DurationVar(&c.tokenTTL, "token-ttl", 12*time.Hour, "lifetime of API tokens")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight requests may take after SIGTERM")
+	c.log.register(fs, "text")
+}
+
+func (c *apiConfig) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--http-addr %q: %w", c.httpAddr, err))
+	}
+	if !c.standalone && !strings.HasPrefix(c.databaseURL, "mysql://") {
+		errs = append(errs, errors.New("--database-url: the api role needs mysql://user:pass@host:port/db"))
+	}
+	if c.standalone && c.databaseURL == "" && c.dataDir == "" {
+		errs = append(errs, errors.New("--data-dir: needed for SQLite"))
+	}
+	if c.jwtSecret == "" && !c.standalone {
+		errs = append(errs, errors.New("--jwt-secret is required (no default secret)"))
+	}
+	if c.jwtSecret != "" && len(c.jwtSecret) < auth.MinSecretBytes {
+		errs = append(errs, fmt.Errorf("--jwt-secret has %d bytes, need at least %d", len(c.jwtSecret), auth.MinSecretBytes))
+	}
+	if c.adminPassword != "" && (len(c.adminPassword) < 8 || len(c.adminPassword) > auth.MaxPasswordBytes) {
+		errs = append(errs, fmt.Errorf("--admin-password must be 8 to %d bytes", auth.MaxPasswordBytes))
+	}
+	if c.tokenTTL < time.Minute || c.tokenTTL > 30*24*time.Hour {
+		errs = append(errs, fmt.Errorf("--token-ttl %s: want between 1m and 720h", c.tokenTTL))
+	}
+	if c.shutdownGrace <= 0 {
+		errs = append(errs, errors.New("--shutdown-grace must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "meeting")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "meeting")
+	}
+	return ".meeting"
+}
+
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("standalone is not built yet")
+	cfg := apiConfig{standalone: true}
+	fs := newFlagSet("meeting", "Runs the whole Meeting platform in one process on SQLite (or MySQL with --database-url).", stderr, rolesUsage())
+	cfg.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return serveAPI(ctx, cfg, stdout, stderr)
 }
 
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("the api role is not built yet")
+	cfg := apiConfig{}
+	fs := newFlagSet("meeting api", "Runs the REST API against MySQL.", stderr, "")
+	cfg.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return serveAPI(ctx, cfg, stdout, stderr)
+}
+
+func serveAPI(ctx context.Context, cfg apiConfig, stdout, stderr io.Writer) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log, err := cfg.log.logger(stderr)
+	if err != nil {
+		return err
+	}
+	secret, err := jwtSecret(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.databaseURL, cfg.dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	hasher := auth.Hasher{}
+	if err := ensureAdmin(ctx, st, hasher, cfg.adminPassword, stdout, log); err != nil {
+		return err
+	}
+	tokens, err := auth.NewTokens(secret, cfg.tokenTTL, nil)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var proxies []string
+	if cfg.trustedProxies != "" {
+		proxies = strings.Split(cfg.trustedProxies, ",")
+	}
+	gin.SetMode(gin.ReleaseMode)
+	h, err := server.New(server.Config{Store: st, Tokens: tokens, Hasher: hasher, Log: log, Registry: reg, TrustedProxies: proxies})
+	if err != nil {
+		return err
+	}
+	return serveHTTP(ctx, log, cfg.httpAddr, h, cfg.shutdownGrace)
+}
+
+// serveHTTP serves h on addr until ctx ends, then drains for up to grace.
+func serveHTTP(ctx context.Context, log *slog.Logger, addr string, h http.Handler, grace time.Duration) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", "http://"+ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down HTTP: %w", err)
+	}
+	return nil
+}
+
+// jwtSecret returns the configured secret or, standalone, the one kept in
+// the data directory, generating it on first start.
+func jwtSecret(cfg apiConfig) ([]byte, error) {
+	if cfg.jwtSecret != "" {
+		return []byte(cfg.jwtSecret), nil
+	}
+	path := filepath.Join(cfg.dataDir, "jwt-secret")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) < auth.MinSecretBytes {
+			return nil, fmt.Errorf("%s holds %d bytes, need at least %d", path, len(s), auth.MinSecretBytes)
+		}
+		return []byte(s), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read JWT secret: %w", err)
+	}
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	s := randomHex(32)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("write JWT secret: %w", err)
+	}
+	if _, err := f.WriteString(s + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write JWT secret: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("write JWT secret: %w", err)
+	}
+	return []byte(s), nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error
+	return hex.EncodeToString(b)
+}
+
+// ensureAdmin creates the root account when it does not exist yet. A
+// password that was not given is generated and printed once on stdout.
+func ensureAdmin(ctx context.Context, st *store.Store, hasher auth.Hasher, password string, stdout io.Writer, log *slog.Logger) error {
+	_, err := st.UserByName(ctx, "root")
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	generated := password == ""
+	if generated {
+		password = randomHex(12)
+	}
+	h, err := hasher.Hash(password)
+	if err != nil {
+		return err
+	}
+	if _, err := st.CreateUser(ctx, "root", h); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil // another replica created it first
+		}
+		return err
+	}
+	if generated {
+		fmt.Fprintf(stdout, "Created the account root with password %s — it is shown only this once.\n", password)
+	}
+	log.Info("created the root account", "generated_password", generated)
+	return nil
 }

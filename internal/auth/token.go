@@ -53,7 +53,8 @@ type claims struct {
 // Issue returns a token for id and when it expires.
 func (t *Tokens) Issue(id Identity) (string, time.Time, error) {
 	now := t.now()
-	exp := now.Add(t.ttl)
+	// JWT times are whole seconds; the expiry reported is the one in the token.
+	exp := now.Add(t.ttl).Truncate(time.Second)
 	c := claims{
 		Name: id.Username,
 		RegisteredClaims: jwt.RegisteredClaims{

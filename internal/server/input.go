@@ -1,0 +1,321 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"meeting.dev/meeting/internal/auth"
+)
+
+// Limits on input, documented in docs/openapi.yaml.
+const (
+	maxNameRunes       = 100
+	maxParticipants    = 200
+	maxPageSize        = 100
+	defaultPageSize    = 20
+	maxMeetingDuration = 24 * time.Hour
+	minPasswordBytes   = 8
+)
+
+var (
+	earliestTime  = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	latestTime    = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+	usernameRegex = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{2,99}$`)
+)
+
+// decodeJSON reads exactly one JSON object from body into v, refusing
+// unknown fields, and describes what is wrong in words a client can act on.
+func decodeJSON(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return describeJSONError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return describeJSONError(err)
+		}
+		return badRequest("request body has data after the JSON object")
+	}
+	return nil
+}
+
+func describeJSONError(err error) error {
+	var (
+		syntax  *json.SyntaxError
+		typ     *json.UnmarshalTypeError
+		tooBig  *http.MaxBytesError
+		invalid *json.InvalidUnmarshalError
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		return &inputError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)}
+	case errors.Is(err, io.EOF):
+		return badRequest("request body is empty: send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("request body ends in the middle of the JSON object")
+	case errors.As(err, &syntax):
+		return badRequest(fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, err))
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return badRequest("request body must be a JSON object")
+		}
+		return badRequest(fmt.Sprintf("field %s must be %s", typ.Field, jsonKind(typ.Type.Kind().String())))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return badRequest("unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field "))
+	case errors.As(err, &invalid):
+		return fmt.Errorf("decode request: %w", err)
+	default:
+		return badRequest("malformed request body: " + err.Error())
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int64", "int", "uint64":
+		return "a whole number"
+	case "string":
+		return "a string"
+	case "slice":
+		return "an array"
+	default:
+		return "of another type"
+	}
+}
+
+// credentials is the body of login and register.
+type credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func parseCredentials(body io.Reader, forRegister bool) (credentials, error) {
+	var in credentials
+	if err := decodeJSON(body, &in); err != nil {
+		return in, err
+	}
+	if forRegister {
+		if !usernameRegex.MatchString(in.Username) {
+			return in, badRequest("username must be 3 to 100 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit")
+		}
+		return in, checkNewPassword("password", in.Password)
+	}
+	if in.Username == "" || in.Password == "" {
+		return in, badRequest("username and password are required")
+	}
+	return in, nil
+}
+
+func checkNewPassword(field, p string) error {
+	if len(p) < minPasswordBytes || len(p) > auth.MaxPasswordBytes {
+		return badRequest(fmt.Sprintf("%s must be %d to %d bytes long", field, minPasswordBytes, auth.MaxPasswordBytes))
+	}
+	if !utf8.ValidString(p) {
+		return badRequest(field + " must be valid UTF-8")
+	}
+	return nil
+}
+
+// passwordChange is the body of PUT /auth/user/password.
+type passwordChange struct {
+	OldPassword string `json:"old_password"`
+	NewPassword string `json:"new_password"`
+}
+
+func parsePasswordChange(body io.Reader) (passwordChange, error) {
+	var in passwordChange
+	if err := decodeJSON(body, &in); err != nil {
+		return in, err
+	}
+	if in.OldPassword == "" {
+		return in, badRequest("old_password is required")
+	}
+	return in, checkNewPassword("new_password", in.NewPassword)
+}
+
+// meetingInput is the body of create (all of name, begin_at and end_at
+// required) and edit (identity required, the rest optional).
+type meetingInput struct {
+	Identity     *string  `json:"identity"`
+	Name         *string  `json:"name"`
+	BeginAt      *int64   `json:"begin_at"`
+	EndAt        *int64   `json:"end_at"`
+	Participants []string `json:"participants"`
+}
+
+// newMeeting is a validated create request.
+type newMeeting struct {
+	Name         string
+	BeginAt      time.Time
+	EndAt        time.Time
+	Participants []string
+}
+
+func parseCreate(body io.Reader, now time.Time) (newMeeting, error) {
+	var in meetingInput
+	if err := decodeJSON(body, &in); err != nil {
+		return newMeeting{}, err
+	}
+	if in.Identity != nil {
+		return newMeeting{}, badRequest("identity is chosen by the server; leave it out")
+	}
+	if in.Name == nil || in.BeginAt == nil || in.EndAt == nil {
+		return newMeeting{}, badRequest("name, begin_at and end_at are required")
+	}
+	var out newMeeting
+	var err error
+	if out.Name, err = checkName(*in.Name); err != nil {
+		return out, err
+	}
+	if out.BeginAt, err = checkTime("begin_at", *in.BeginAt); err != nil {
+		return out, err
+	}
+	if out.EndAt, err = checkTime("end_at", *in.EndAt); err != nil {
+		return out, err
+	}
+	if err := checkWindow(out.BeginAt, out.EndAt, now); err != nil {
+		return out, err
+	}
+	if out.Participants, err = checkUsernames(in.Participants); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// meetingEdit is a validated edit request: nil fields stay as they are.
+type meetingEdit struct {
+	Identity string
+	Name     *string
+	BeginAt  *time.Time
+	EndAt    *time.Time
+}
+
+func parseEdit(body io.Reader) (meetingEdit, error) {
+	var in meetingInput
+	if err := decodeJSON(body, &in); err != nil {
+		return meetingEdit{}, err
+	}
+	var out meetingEdit
+	if in.Identity == nil {
+		return out, badRequest("identity is required")
+	}
+	if err := checkIdentity(*in.Identity); err != nil {
+		return out, err
+	}
+	out.Identity = *in.Identity
+	if in.Participants != nil {
+		return out, badRequest("participants are changed through /auth/meeting/members")
+	}
+	if in.Name == nil && in.BeginAt == nil && in.EndAt == nil {
+		return out, badRequest("nothing to change: send name, begin_at or end_at")
+	}
+	if in.Name != nil {
+		n, err := checkName(*in.Name)
+		if err != nil {
+			return out, err
+		}
+		out.Name = &n
+	}
+	if in.BeginAt != nil {
+		t, err := checkTime("begin_at", *in.BeginAt)
+		if err != nil {
+			return out, err
+		}
+		out.BeginAt = &t
+	}
+	if in.EndAt != nil {
+		t, err := checkTime("end_at", *in.EndAt)
+		if err != nil {
+			return out, err
+		}
+		out.EndAt = &t
+	}
+	return out, nil
+}
+
+func checkName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", badRequest("name must not be empty")
+	}
+	if !utf8.ValidString(name) {
+		return "", badRequest("name must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(name); n > maxNameRunes {
+		return "", badRequest(fmt.Sprintf("name has %d characters; at most %d", n, maxNameRunes))
+	}
+	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return "", badRequest("name must not contain control characters")
+	}
+	return name, nil
+}
+
+func checkTime(field string, ms int64) (time.Time, error) {
+	t := time.UnixMilli(ms).UTC()
+	if t.Before(earliestTime) || !t.Before(latestTime) {
+		return time.Time{}, badRequest(fmt.Sprintf("%s must be milliseconds since the epoch between %d (2000-01-01) and %d (2100-01-01)",
+			field, earliestTime.UnixMilli(), latestTime.UnixMilli()))
+	}
+	return t, nil
+}
+
+// checkWindow checks a meeting's times as they will be stored.
+func checkWindow(begin, end, now time.Time) error {
+	if !end.After(begin) {
+		return badRequest("end_at must be after begin_at")
+	}
+	if end.Sub(begin) > maxMeetingDuration {
+		return badRequest(fmt.Sprintf("a meeting lasts at most %s", maxMeetingDuration))
+	}
+	if !end.After(now) {
+		return badRequest("end_at is in the past")
+	}
+	return nil
+}
+
+func checkIdentity(id string) error {
+	if id == "" {
+		return badRequest("identity is required")
+	}
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return badRequest("identity must be a meeting's UUID")
+	}
+	return nil
+}
+
+func checkUsername(name string) error {
+	if !usernameRegex.MatchString(strings.ToLower(name)) {
+		return badRequest(fmt.Sprintf("%q is not a valid username", name))
+	}
+	return nil
+}
+
+// checkUsernames validates a list of usernames and drops repeats.
+func checkUsernames(names []string) ([]string, error) {
+	if len(names) > maxParticipants {
+		return nil, badRequest(fmt.Sprintf("at most %d participants", maxParticipants))
+	}
+	seen := make(map[string]bool, len(names))
+	var out []string
+	for _, n := range names {
+		if err := checkUsername(n); err != nil {
+			return nil, err
+		}
+		if !seen[strings.ToLower(n)] {
+			seen[strings.ToLower(n)] = true
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}

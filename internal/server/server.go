@@ -1,0 +1,167 @@
+// Package server is the REST API: the seed project's routes and envelope,
+// accounts, meetings and their participants, health and metrics.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"meeting.dev/meeting/docs"
+	"meeting.dev/meeting/internal/auth"
+	"meeting.dev/meeting/internal/store"
+)
+
+// Store is what the API needs of the database.
+type Store interface {
+	Ping(ctx context.Context) error
+	CreateUser(ctx context.Context, username, passwordHash string) (store.User, error)
+	UserByName(ctx context.Context, username string) (store.User, error)
+	UserByID(ctx context.Context, id uint64) (store.User, error)
+	SetPassword(ctx context.Context, id uint64, passwordHash string) error
+	UserIDs(ctx context.Context, usernames []string) ([]uint64, error)
+	CreateMeeting(ctx context.Context, m *store.Meeting, participantIDs []uint64) error
+	Meeting(ctx context.Context, identity string, userID uint64) (store.Meeting, error)
+	ListMeetings(ctx context.Context, userID uint64, opt store.ListOptions) ([]store.Meeting, int64, error)
+	UpdateMeeting(ctx context.Context, identity string, userID uint64, change func(*store.Meeting) error) (store.Meeting, error)
+	DeleteMeeting(ctx context.Context, identity string, userID uint64) error
+	Participants(ctx context.Context, m store.Meeting) ([]store.User, error)
+	AddParticipants(ctx context.Context, identity string, userID uint64, usernames []string) error
+	RemoveParticipant(ctx context.Context, identity string, userID uint64, username string) error
+}
+
+// Config holds the API's dependencies and limits.
+type Config struct {
+	Store  Store
+	Tokens *auth.Tokens
+	Hasher auth.Hasher
+	Log    *slog.Logger
+	// Registry receives the HTTP metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// LoginLimiter limits login attempts per client address and per username.
+	LoginLimiter *auth.Limiter
+	// TrustedProxies may set X-Forwarded-For; none by default.
+	TrustedProxies []string
+	// MaxBodyBytes caps request bodies; 64 KiB when zero.
+	MaxBodyBytes int64
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// API serves the REST routes.
+type API struct {
+	store     Store
+	tokens    *auth.Tokens
+	hasher    auth.Hasher
+	log       *slog.Logger
+	limiter   *auth.Limiter
+	now       func() time.Time
+	dummyHash string
+}
+
+// New returns the HTTP handler of the whole API.
+func New(cfg Config) (*gin.Engine, error) {
+	if cfg.Store == nil || cfg.Tokens == nil || cfg.Log == nil || cfg.Registry == nil {
+		return nil, errors.New("server: Store, Tokens, Log and Registry are required")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.LoginLimiter == nil {
+		cfg.LoginLimiter = auth.NewLimiter(10, 6*time.Second, cfg.Now)
+	}
+	// Checking a password against this hash makes a login for an unknown
+	// user cost what a wrong password costs, so timing reveals nothing.
+	dummy, err := cfg.Hasher.Hash("not a password of anyone")
+	if err != nil {
+		return nil, err
+	}
+	a := &API{store: cfg.Store, tokens: cfg.Tokens, hasher: cfg.Hasher, log: cfg.Log,
+		limiter: cfg.LoginLimiter, now: cfg.Now, dummyHash: dummy}
+
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	if err := r.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	r.Use(m.middleware, a.recover, limitBody(cfg.MaxBodyBytes))
+	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path) })
+	r.NoMethod(func(c *gin.Context) {
+		fail(c, http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path)
+	})
+
+	r.GET("/ping", func(c *gin.Context) {
+		c.JSON(http.StatusOK, gin.H{"code": http.StatusOK, "msg": "pong", "message": "pong"})
+	})
+	r.GET("/healthz", func(c *gin.Context) { ok(c, nil) })
+	r.GET("/readyz", a.ready)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	r.GET("/openapi.yaml", func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", docs.OpenAPI) })
+
+	r.POST("/user/login", a.login)
+	r.POST("/user/register", a.register)
+
+	g := r.Group("/auth", a.authenticate)
+	g.GET("/user/info", a.userInfo)
+	g.PUT("/user/password", a.changePassword)
+	g.GET("/meeting/list", a.listMeetings)
+	g.GET("/meeting/get", a.getMeeting)
+	g.POST("/meeting/create", a.createMeeting)
+	g.PUT("/meeting/edit", a.editMeeting)
+	g.DELETE("/meeting/delete", a.deleteMeeting)
+	g.GET("/meeting/members", a.listMembers)
+	g.POST("/meeting/members", a.addMembers)
+	g.DELETE("/meeting/members", a.removeMember)
+	return r, nil
+}
+
+func (a *API) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.store.Ping(ctx); err != nil {
+		a.log.Warn("not ready", "err", err)
+		fail(c, http.StatusServiceUnavailable, "database unavailable")
+		return
+	}
+	ok(c, nil)
+}
+
+// recover answers a panic with 500 in the envelope and logs it.
+func (a *API) recover(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			a.log.Error("panic in handler", "panic", p, "path", c.FullPath())
+			if !c.Writer.Written() {
+				fail(c, http.StatusInternalServerError, "internal error")
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+func limitBody(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.Body != nil {
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+		}
+		c.Next()
+	}
+}

@@ -1,0 +1,216 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"meeting.dev/meeting/internal/auth"
+	"meeting.dev/meeting/internal/store"
+)
+
+const identityKey = "identity"
+
+// authenticate accepts the seed's raw token in Authorization, or a Bearer token.
+func (a *API) authenticate(c *gin.Context) {
+	h := bearerToken(c.GetHeader("Authorization"))
+	if h == "" {
+		fail(c, http.StatusUnauthorized, "missing token: send it in the Authorization header")
+		return
+	}
+	id, err := a.tokens.Parse(h)
+	if err != nil {
+		fail(c, http.StatusUnauthorized, "invalid or expired token: log in again")
+		return
+	}
+	c.Set(identityKey, id)
+	c.Next()
+}
+
+// bearerToken takes the token from an Authorization header: raw, as the
+// seed sent it, or after "Bearer".
+func bearerToken(header string) string {
+	f := strings.Fields(header)
+	switch {
+	case len(f) == 1 && strings.EqualFold(f[0], "bearer"):
+		return ""
+	case len(f) == 1:
+		return f[0]
+	case len(f) == 2 && strings.EqualFold(f[0], "bearer"):
+		return f[1]
+	default:
+		return header // malformed: let the token check refuse it
+	}
+}
+
+func caller(c *gin.Context) auth.Identity {
+	return c.MustGet(identityKey).(auth.Identity)
+}
+
+type tokenReply struct {
+	Token     string `json:"token"`
+	ExpiresAt int64  `json:"expires_at"`
+}
+
+func (a *API) login(c *gin.Context) {
+	in, err := parseCredentials(c.Request.Body, false)
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	if !a.limiter.Allow("ip:"+c.ClientIP(), "user:"+strings.ToLower(in.Username)) {
+		c.Header("Retry-After", "10")
+		fail(c, http.StatusTooManyRequests, "too many login attempts; try again later")
+		return
+	}
+	const denied = "invalid username or password"
+	u, err := a.store.UserByName(c.Request.Context(), in.Username)
+	if errors.Is(err, store.ErrNotFound) {
+		_, _ = a.hasher.Verify(a.dummyHash, in.Password)
+		fail(c, http.StatusUnauthorized, denied)
+		return
+	}
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	rehash, err := a.hasher.Verify(u.Password, in.Password)
+	if errors.Is(err, auth.ErrBadPassword) {
+		fail(c, http.StatusUnauthorized, denied)
+		return
+	}
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	if rehash {
+		if err := a.upgradePassword(c, u.ID, in.Password); err != nil {
+			a.failErr(c, err)
+			return
+		}
+	}
+	a.issue(c, auth.Identity{UserID: u.ID, Username: u.Username})
+}
+
+// upgradePassword stores a fresh bcrypt hash of password (after a login
+// with an old md5 hash, or a password change).
+func (a *API) upgradePassword(c *gin.Context, id uint64, password string) error {
+	h, err := a.hasher.Hash(password)
+	if err != nil {
+		return err
+	}
+	if err := a.store.SetPassword(c.Request.Context(), id, h); err != nil {
+		return err
+	}
+	a.log.Info("password hash stored", "user_id", id)
+	return nil
+}
+
+func (a *API) issue(c *gin.Context, id auth.Identity) {
+	tok, exp, err := a.tokens.Issue(id)
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	ok(c, tokenReply{Token: tok, ExpiresAt: exp.UnixMilli()})
+}
+
+type userReply struct {
+	ID        uint64 `json:"id"`
+	Username  string `json:"username"`
+	CreatedAt int64  `json:"created_at"`
+}
+
+func userOut(u store.User) userReply {
+	return userReply{ID: u.ID, Username: u.Username, CreatedAt: millis(u.CreatedAt)}
+}
+
+func millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func (a *API) register(c *gin.Context) {
+	in, err := parseCredentials(c.Request.Body, true)
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	h, err := a.hasher.Hash(in.Password)
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	u, err := a.store.CreateUser(c.Request.Context(), in.Username, h)
+	if errors.Is(err, store.ErrConflict) {
+		fail(c, http.StatusConflict, "username "+in.Username+" is taken")
+		return
+	}
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	ok(c, userOut(u))
+}
+
+func (a *API) userInfo(c *gin.Context) {
+	u, err := a.store.UserByID(c.Request.Context(), caller(c).UserID)
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	ok(c, userOut(u))
+}
+
+func (a *API) changePassword(c *gin.Context) {
+	in, err := parsePasswordChange(c.Request.Body)
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	id := caller(c)
+	if !a.limiter.Allow("user:" + strings.ToLower(id.Username)) {
+		fail(c, http.StatusTooManyRequests, "too many attempts; try again later")
+		return
+	}
+	u, err := a.store.UserByID(c.Request.Context(), id.UserID)
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	if _, err := a.hasher.Verify(u.Password, in.OldPassword); err != nil {
+		if errors.Is(err, auth.ErrBadPassword) {
+			fail(c, http.StatusForbidden, "old_password is wrong")
+			return
+		}
+		a.failErr(c, err)
+		return
+	}
+	if err := a.upgradePassword(c, u.ID, in.NewPassword); err != nil {
+		a.failErr(c, err)
+		return
+	}
+	ok(c, nil)
+}
+
+// queryInt reads an optional positive whole-number query parameter.
+func queryInt(c *gin.Context, name string, def, max int) (int, error) {
+	s, present := c.GetQuery(name)
+	if !present || s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, badRequest(name + " must be a whole number of at least 1")
+	}
+	if n > max {
+		n = max
+	}
+	return n, nil
+}
