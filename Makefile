@@ -26,6 +26,11 @@ vet:
 	$(GO) vet ./...
 
 generate: ## regenerate code and manifests
+	@# Meeting API: deepcopy, CRD into config/crd/bases, operator RBAC (from markers) into config/rbac
+	CG=$$(hack/install-k8s-tools.sh controller-gen)/controller-gen && \
+	  $$CG object paths=./api/... && \
+	  $$CG crd paths=./api/... output:crd:artifacts:config=config/crd/bases && \
+	  $$CG rbac:roleName=meeting-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac
 
 verify: generate ## fail when generated files drift from the sources
 	git diff --exit-code -- api config docs charts || (echo "generated files drifted: run make generate and commit" >&2; exit 1)

@@ -9,6 +9,9 @@
 # Builds are cached under ~/.cache/meeting/k8s-tools/<versions>/bin and skipped
 # when a binary is already there. Only the directory goes to stdout; logs go to
 # stderr. kube-apiserver takes about 6 minutes cold on 2 cores.
+#
+#   hack/install-k8s-tools.sh                  # every tool
+#   hack/install-k8s-tools.sh controller-gen   # only the ones named
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
@@ -134,10 +137,17 @@ build_controller_gen() {
   rmdir "$tmp"
 }
 
-# Small tools first, so a caller that needs only them is not held up for long.
-build_controller_gen
-build_etcd
-build_helm
-build_kubernetes
+# Arguments choose tools (controller-gen, etcd, helm, kube-apiserver, kubectl);
+# none builds them all. Small tools first, so a caller is not held up for long.
+if [ $# -eq 0 ]; then set -- controller-gen etcd helm kube-apiserver kubectl; fi
+for tool in "$@"; do
+  case $tool in
+    controller-gen) build_controller_gen ;;
+    etcd) build_etcd ;;
+    helm) build_helm ;;
+    kube-apiserver|kubectl) build_kubernetes ;;
+    *) log "unknown tool $tool (want controller-gen, etcd, helm, kube-apiserver or kubectl)"; exit 2 ;;
+  esac
+done
 
 echo "$bin"

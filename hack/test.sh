@@ -17,5 +17,12 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' 
 if [ -n "$unformatted" ]; then log "gofmt would change:"; echo "$unformatted"; exit 1; fi
 go vet ./...
 
+log "Kubernetes test binaries: kube-apiserver, etcd, kubectl, helm, controller-gen (cached builds)"
+KUBEBUILDER_ASSETS=$(hack/install-k8s-tools.sh)
+export KUBEBUILDER_ASSETS
+
+log "generated files up to date (make verify)"
+make verify
+
 log "go test -race"
 go test -race -count=1 -timeout 40m ./...
