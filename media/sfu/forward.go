@@ -33,6 +33,7 @@ type publishedTrack struct {
 	codec     webrtc.RTPCodecCapability
 	isVP8     bool
 	m         *metrics
+	cache     *packetCache // nil when subscribers cannot NACK (audio)
 
 	mu       sync.Mutex // guards bindings writes, lastPLI, pliTimer
 	bindings atomic.Pointer[[]*binding]
@@ -54,6 +55,9 @@ func newPublishedTrack(info signal.Track, remote *webrtc.TrackRemote, pub *parti
 	c := remote.Codec().RTPCodecCapability
 	t := &publishedTrack{info: info, remote: remote, publisher: pub, codec: c, m: m,
 		isVP8: strings.EqualFold(c.MimeType, webrtc.MimeTypeVP8)}
+	if remote.Kind() == webrtc.RTPCodecTypeVideo {
+		t.cache = &packetCache{}
+	}
 	t.bindings.Store(&[]*binding{})
 	return t
 }
@@ -128,6 +132,9 @@ func (t *publishedTrack) write(pkt *rtp.Packet) {
 	hdr := pkt.Header
 	hdr.Extension = false
 	hdr.Extensions = nil
+	if t.cache != nil {
+		t.cache.put(&hdr, pkt.Payload)
+	}
 	var sent, waiting int
 	for _, b := range bs {
 		if !b.ready.Load() {
@@ -211,10 +218,10 @@ func (t *publishedTrack) end() bool {
 }
 
 // readRTCP drains a subscriber's RTCP for this track: keyframe requests go
-// to the publisher (throttled); NACKs are answered by the NACK responder
-// interceptor and only counted here.
+// to the publisher (throttled); NACKs are answered from the track's cache.
 func (t *publishedTrack) readRTCP(s *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
+	buf2 := make([]byte, 1500)
 	for {
 		n, _, err := s.Read(buf)
 		if err != nil {
@@ -234,6 +241,37 @@ func (t *publishedTrack) readRTCP(s *webrtc.RTPSender) {
 				t.requestKeyframe()
 			case *rtcp.TransportLayerNack:
 				t.m.nacks.Inc()
+				t.retransmit(p.(*rtcp.TransportLayerNack), buf2)
+			}
+		}
+	}
+}
+
+// retransmit resends the packets a subscriber reports lost, if still cached.
+func (t *publishedTrack) retransmit(n *rtcp.TransportLayerNack, buf []byte) {
+	if t.cache == nil {
+		return
+	}
+	var b *binding
+	for _, x := range *t.bindings.Load() {
+		if uint32(x.ssrc) == n.MediaSSRC {
+			b = x
+			break
+		}
+	}
+	if b == nil || !b.ready.Load() {
+		return
+	}
+	for _, pair := range n.Nacks {
+		for _, seq := range pair.PacketList() {
+			h, payload, ok := t.cache.get(seq, buf)
+			if !ok {
+				continue
+			}
+			h.SSRC = uint32(b.ssrc)
+			h.PayloadType = uint8(b.pt)
+			if n, err := b.w.WriteRTP(&h, payload); err == nil && n > 0 {
+				t.m.retransmits.Inc()
 			}
 		}
 	}

@@ -16,6 +16,7 @@ type metrics struct {
 	packets      prometheus.Counter
 	bytes        prometheus.Counter
 	nacks        prometheus.Counter
+	retransmits  prometheus.Counter
 	plisIn       prometheus.Counter
 	plisOut      prometheus.Counter
 	joins        *prometheus.CounterVec
@@ -36,7 +37,9 @@ func newMetrics() (*metrics, error) {
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meeting_sfu_forwarded_bytes_total", Help: "RTP payload bytes written to subscribers."}),
 		nacks: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "meeting_sfu_nacks_total", Help: "NACK packets received from subscribers (answered by the NACK responder)."}),
+			Name: "meeting_sfu_nacks_total", Help: "NACK packets received from subscribers."}),
+		retransmits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meeting_sfu_retransmitted_packets_total", Help: "Packets resent to subscribers after a NACK."}),
 		plisIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meeting_sfu_keyframe_requests_total", Help: "PLI and FIR received from subscribers."}),
 		plisOut: prometheus.NewCounter(prometheus.CounterOpts{
@@ -46,7 +49,7 @@ func newMetrics() (*metrics, error) {
 		chat: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meeting_sfu_chat_messages_total", Help: "Chat messages relayed."}),
 	}
-	for _, c := range []prometheus.Collector{m.rooms, m.participants, m.tracks, m.packets, m.bytes, m.nacks,
+	for _, c := range []prometheus.Collector{m.rooms, m.participants, m.tracks, m.packets, m.bytes, m.nacks, m.retransmits,
 		m.plisIn, m.plisOut, m.joins, m.chat,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := m.reg.Register(c); err != nil {

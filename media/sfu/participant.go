@@ -48,10 +48,10 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 	}
 	p.log = s.log.With("participant", p.info.ID, "user", user)
 	var err error
-	if p.pub, err = s.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if p.pub, err = s.pubAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, fmt.Errorf("publish peer connection: %w", err)
 	}
-	if p.sub, err = s.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if p.sub, err = s.subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		_ = p.pub.Close()
 		return nil, fmt.Errorf("subscribe peer connection: %w", err)
 	}

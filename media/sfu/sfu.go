@@ -31,7 +31,8 @@ var ErrClosing = errors.New("server is shutting down")
 type SFU struct {
 	cfg      Config
 	log      *slog.Logger
-	api      *webrtc.API
+	pubAPI   *webrtc.API // publish peer connections: NACK generator, reports, TWCC feedback
+	subAPI   *webrtc.API // subscribe peer connections: reports; NACKs answered from the track cache
 	m        *metrics
 	upgrader websocket.Upgrader
 	mux      ice.UDPMux
@@ -59,14 +60,6 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		return nil, fmt.Errorf("register codecs: %w", err)
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		return nil, fmt.Errorf("register interceptors: %w", err)
-	}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelWarn
 	se := webrtc.SettingEngine{LoggerFactory: lf}
@@ -80,13 +73,41 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	if len(cfg.PublicIPs) > 0 {
 		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
 	}
-	s.api = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	if s.pubAPI, err = newAPI(se, true); err != nil {
+		return nil, err
+	}
+	if s.subAPI, err = newAPI(se, false); err != nil {
+		return nil, err
+	}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
 		CheckOrigin:     s.checkOrigin,
 	}
 	return s, nil
+}
+
+// newAPI returns a pion API with the default codecs (whose video feedback
+// includes nack, nack pli and ccm fir) and, for publishing, pion's default
+// interceptors: NACK generator, RTCP reports and TWCC feedback. Subscribing
+// connections get RTCP reports only: the SFU answers their NACKs from one
+// cache per track instead of a copy of every packet per subscriber.
+func newAPI(se webrtc.SettingEngine, publish bool) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, fmt.Errorf("register codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	var err error
+	if publish {
+		err = webrtc.RegisterDefaultInterceptors(me, ir)
+	} else {
+		err = webrtc.ConfigureRTCPReports(ir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("register interceptors: %w", err)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
 // Handler serves /ws (signalling), /healthz, /readyz and /metrics.
