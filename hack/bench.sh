@@ -8,3 +8,10 @@ ensure_mariadb
 
 log "REST API: GET /auth/meeting/list, 10,000 meetings on MariaDB"
 go test -run '^$' -bench 'BenchmarkList' -benchmem -benchtime 3s ./internal/server/
+
+log "SFU: CPU µs per forwarded packet (getrusage of the SFU process; load from 'meeting loadtest' in a child process), next to a plain UDP fan-out loop (the floor)"
+sfu_bin=$(mktemp -d)/meeting
+go build -o "$sfu_bin" ./cmd/meeting
+MEETING_BIN="$sfu_bin" go test -run '^$' -bench 'BenchmarkForward|BenchmarkFloor' -benchtime 1x -timeout 20m ./media/sfu/ 2>/dev/null \
+  | grep -E '^(SFU|floor|Benchmark|ok|FAIL|---)'
+rm -rf "$(dirname "$sfu_bin")"
