@@ -34,7 +34,7 @@ func listenUDP(host, port string, n int) ([]net.PacketConn, error) {
 			for _, c := range conns {
 				_ = c.Close()
 			}
-			return nil, fmt.Errorf("listen udp %s: %w", addr, err)
+			return nil, fmt.Errorf("open udp socket: %w", err)
 		}
 		if u, ok := c.(*net.UDPConn); ok {
 			_ = u.SetReadBuffer(udpBuffer) // best effort: the kernel caps it

@@ -221,13 +221,13 @@ func (s *Server) listen(cfg Config) error {
 		}
 		s.closeSockets()
 		if port != "0" || attempt == 10 {
-			return fmt.Errorf("listen tcp %s: %w", net.JoinHostPort(host, p), err)
+			return fmt.Errorf("open tcp listener: %w", err)
 		}
 	}
 	if cfg.TLS != nil {
 		l, err := tls.Listen("tcp", cfg.TLSListen, cfg.TLS)
 		if err != nil {
-			return fmt.Errorf("listen tls %s: %w", cfg.TLSListen, err)
+			return fmt.Errorf("open tls listener: %w", err)
 		}
 		s.tls = l
 	}

@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// turnBin builds cmd/meeting into the test's temporary directory, or
+// returns $MEETING_E2E_BINARY when that names an already built one.
+func turnBin(tb testing.TB) string {
+	tb.Helper()
+	if bin := os.Getenv("MEETING_E2E_BINARY"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(tb.TempDir(), "meeting")
+	cmd := exec.Command("go", "build", "-o", bin, "meeting.dev/meeting/cmd/meeting")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("build meeting: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// needTool fails when a tool hack/test.sh installs is missing.
+func needTool(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		tb.Fatalf("%s not found: hack/test.sh installs it (Debian package coturn)", name)
+	}
+	return p
+}
+
+// lockedBuffer collects a process's output for a test to read meanwhile.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// daemon is a server process a test runs and kills at its end.
+type daemon struct {
+	cmd  *exec.Cmd
+	out  *lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+func startDaemon(tb testing.TB, env []string, name string, args ...string) *daemon {
+	tb.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + tb.TempDir()}, env...)
+	d := &daemon{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = d.out, d.out
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", name, err)
+	}
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-d.done
+		if tb.Failed() {
+			tb.Logf("%s output:\n%s", filepath.Base(name), d.out.String())
+		}
+	})
+	return d
+}
+
+// jsonLog waits for the JSON log record whose msg is msg.
+func (d *daemon) jsonLog(tb testing.TB, msg string) map[string]any {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		sc := bufio.NewScanner(strings.NewReader(d.out.String()))
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
+				return rec
+			}
+		}
+		select {
+		case <-d.done:
+			tb.Fatalf("exited (%v) before logging %q:\n%s", d.err, msg, d.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no %q log record after 30s:\n%s", msg, d.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// terminate sends SIGTERM and waits for a clean exit.
+func (d *daemon) terminate(tb testing.TB) {
+	tb.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		tb.Fatal(err)
+	}
+	select {
+	case <-d.done:
+		if d.err != nil {
+			tb.Fatalf("exit after SIGTERM: %v\n%s", d.err, d.out.String())
+		}
+	case <-time.After(30 * time.Second):
+		tb.Fatal("no exit within 30s of SIGTERM")
+	}
+}
+
+// cpuTicks is the user plus system CPU time a process has used, in clock
+// ticks (USER_HZ, 100 per second on Linux), from /proc/<pid>/stat.
+func cpuTicks(tb testing.TB, pid int) int64 {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces; fields after it are plain.
+	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+	f := strings.Fields(rest) // f[0] is field 3 (state)
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		tb.Fatalf("parse /proc/%d/stat: %q", pid, b)
+	}
+	return utime + stime
+}
+
+// uclientResult is what turnutils_uclient reports at its end.
+type uclientResult struct {
+	sent, received, lost int64
+	lossPercent          float64
+	transmitSeconds      int64
+	output               string
+}
+
+var (
+	uclientTotals   = regexp.MustCompile(`tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$`)
+	uclientLost     = regexp.MustCompile(`Total lost packets (\d+) \(([0-9.]+)%\)`)
+	uclientTransmit = regexp.MustCompile(`Total transmit time is (\d+)`)
+)
+
+// runUclient runs coturn's turnutils_uclient to completion and parses its totals.
+func runUclient(tb testing.TB, timeout time.Duration, args ...string) uclientResult {
+	tb.Helper()
+	cmd := exec.Command(needTool(tb, "turnutils_uclient"), args...)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			tb.Fatalf("turnutils_uclient %v: %v\n%s", args, err, out.String())
+		}
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+		tb.Fatalf("turnutils_uclient %v did not finish in %v:\n%s", args, timeout, out.String())
+	}
+	r := uclientResult{output: out.String()}
+	var totals, lost, transmit []string
+	for _, line := range strings.Split(r.output, "\n") {
+		if m := uclientTotals.FindStringSubmatch(line); m != nil {
+			totals = m
+		}
+		if m := uclientLost.FindStringSubmatch(line); m != nil {
+			lost = m
+		}
+		if m := uclientTransmit.FindStringSubmatch(line); m != nil {
+			transmit = m
+		}
+	}
+	if totals == nil || lost == nil || transmit == nil {
+		tb.Fatalf("turnutils_uclient printed no totals:\n%s", r.output)
+	}
+	r.sent, _ = strconv.ParseInt(totals[1], 10, 64)
+	r.received, _ = strconv.ParseInt(totals[2], 10, 64)
+	r.lost, _ = strconv.ParseInt(lost[1], 10, 64)
+	r.lossPercent, _ = strconv.ParseFloat(lost[2], 64)
+	r.transmitSeconds, _ = strconv.ParseInt(transmit[1], 10, 64)
+	return r
+}
+
+// meetingTURN runs `meeting turn` on loopback with random ports, relaying to
+// loopback peers, and returns it with its TURN port and HTTP address.
+func meetingTURN(tb testing.TB, bin, secret string, extra ...string) (d *daemon, port, httpAddr string) {
+	tb.Helper()
+	args := append([]string{"turn",
+		"--listen", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--relay-ip", "127.0.0.1", "--relay-bind-ip", "127.0.0.1",
+		"--allow-peer", "127.0.0.0/8", "--log-format", "json"}, extra...)
+	d = startDaemon(tb, []string{"MEETING_TURN_SECRET=" + secret}, bin, args...)
+	serving := d.jsonLog(tb, "turn serving")
+	udp, _ := serving["udp"].(string)
+	_, port, ok := strings.Cut(udp, "127.0.0.1:")
+	if !ok {
+		tb.Fatalf("turn serving on %q", udp)
+	}
+	ready := d.jsonLog(tb, "turn ready")
+	httpAddr, _ = ready["http"].(string)
+	return d, port, httpAddr
+}

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTURNRelaysCoturnClient drives `meeting turn` with coturn's own test
+// client, turnutils_uclient, using TURN REST API credentials (-W secret).
+func TestTURNRelaysCoturnClient(t *testing.T) {
+	needTool(t, "turnutils_uclient")
+	needTool(t, "turnutils_peer")
+	const secret = "e2e-turn-secret"
+	// uclient gives every client the same user, so the per-user quota is lifted.
+	d, port, httpAddr := meetingTURN(t, turnBin(t), secret, "--user-quota", "0")
+
+	peerPort := freeUDPPort(t)
+	startDaemon(t, nil, needTool(t, "turnutils_peer"), "-L", "127.0.0.1", "-p", peerPort)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"udp client to client", []string{"-y", "-m", "4"}},
+		{"udp to peer", []string{"-m", "2", "-e", "127.0.0.1", "-r", peerPort}},
+		{"udp send indications", []string{"-s", "-y", "-m", "2"}},
+		{"tcp client to client", []string{"-t", "-y", "-m", "2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := relayedToPeer(t, httpAddr)
+			args := append([]string{"-W", secret, "-p", port, "-n", "40", "-l", "120", "-z", "5"}, tc.args...)
+			r := runUclient(t, 2*time.Minute, append(args, "127.0.0.1")...)
+			if r.sent == 0 || r.received == 0 {
+				t.Fatalf("sent %d, received %d:\n%s", r.sent, r.received, r.output)
+			}
+			// Loopback at 200 messages/s loses nothing unless the relay does.
+			if r.lost != 0 || r.received != r.sent {
+				t.Fatalf("sent %d, received %d, lost %d:\n%s", r.sent, r.received, r.lost, r.output)
+			}
+			if relayed := relayedToPeer(t, httpAddr) - before; relayed < float64(r.sent) {
+				t.Errorf("metrics count %v datagrams relayed to peers, uclient sent %d", relayed, r.sent)
+			}
+		})
+	}
+
+	t.Run("wrong secret refused", func(t *testing.T) {
+		before := turnMetric(t, httpAddr, `meeting_turn_auth_failures_total{reason="integrity"}`)
+		cmd := runUclientRaw(t, "-W", "not-the-secret", "-p", port, "-n", "5", "-m", "1", "-y", "127.0.0.1")
+		if strings.Contains(cmd, "tot_recv_msgs=") && !regexp.MustCompile(`tot_recv_msgs=0\b`).MatchString(cmd) {
+			t.Fatalf("uclient relayed with a wrong secret:\n%s", cmd)
+		}
+		if after := turnMetric(t, httpAddr, `meeting_turn_auth_failures_total{reason="integrity"}`); after <= before {
+			t.Fatalf("no integrity failure counted (%v → %v):\n%s", before, after, cmd)
+		}
+	})
+
+	resp, err := http.Get("http://" + httpAddr + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz: %v %v", resp, err)
+	}
+	_ = resp.Body.Close()
+	d.terminate(t)
+}
+
+// runUclientRaw runs turnutils_uclient expecting it may fail; it returns its output.
+func runUclientRaw(t *testing.T, args ...string) string {
+	t.Helper()
+	d := startDaemon(t, nil, needTool(t, "turnutils_uclient"), args...)
+	select {
+	case <-d.done:
+	case <-time.After(time.Minute):
+		t.Fatalf("turnutils_uclient did not finish:\n%s", d.out.String())
+	}
+	return d.out.String()
+}
+
+func freeUDPPort(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pc.Close() }()
+	return strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
+}
+
+func relayedToPeer(t *testing.T, httpAddr string) float64 {
+	return turnMetric(t, httpAddr, `meeting_turn_relayed_packets_total{direction="to_peer"}`)
+}
+
+// turnMetric reads one series from /metrics; 0 when it is absent.
+func turnMetric(t *testing.T, httpAddr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", series, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
