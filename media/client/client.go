@@ -164,9 +164,7 @@ func (c *Client) newPeerConnections() error {
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		return fmt.Errorf("client: interceptors: %w", err)
 	}
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se := webrtc.SettingEngine{LoggerFactory: quietLogs{}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -218,7 +216,7 @@ func (c *Client) handle(m signal.Message, joined chan<- signal.Message) {
 		c.mu.Unlock()
 		joined <- v
 	case signal.Offer:
-		if err := c.answer(v); err != nil {
+		if err := c.answer(v); err != nil && !errors.Is(err, signal.ErrClosed) {
 			c.log.Warn("subscribe offer failed", "err", err)
 		}
 	case signal.Answer:
@@ -443,3 +441,21 @@ func Wait(ctx context.Context, cond func() bool) error {
 	}
 	return nil
 }
+
+// quietLogs drops pion's logs: the client reports through its own errors.
+type quietLogs struct{}
+
+func (quietLogs) NewLogger(string) logging.LeveledLogger { return quietLogger{} }
+
+type quietLogger struct{}
+
+func (quietLogger) Trace(string)          {}
+func (quietLogger) Tracef(string, ...any) {}
+func (quietLogger) Debug(string)          {}
+func (quietLogger) Debugf(string, ...any) {}
+func (quietLogger) Info(string)           {}
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Warn(string)           {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Error(string)          {}
+func (quietLogger) Errorf(string, ...any) {}

@@ -289,6 +289,7 @@ func (p *Publisher) write(pkt *rtp.Packet) error {
 // Received counts the packets of one track received from the SFU.
 type Received struct {
 	Info    signal.Track
+	ssrc    webrtc.SSRC
 	removed atomic.Bool
 	ended   atomic.Bool
 
@@ -299,6 +300,7 @@ type Received struct {
 	started   bool
 	firstSeq  uint64 // extended sequence numbers
 	maxSeq    uint64
+	lastSeq   uint16
 	latencies []time.Duration
 }
 
@@ -314,6 +316,8 @@ type TrackStats struct {
 	Removed bool
 	// Ended is true once the track stopped on the subscribe connection.
 	Ended bool
+	// LastSeq is the sequence number of the last packet received.
+	LastSeq uint16
 	// Latencies are publish-to-receive times of timed packets, in order.
 	Latencies []time.Duration
 }
@@ -326,6 +330,7 @@ func (r *Received) add(pkt *rtp.Packet, at time.Time) {
 	if r.Info.Kind == "video" && vp8.IsKeyframeStart(pkt.Payload) {
 		r.keyframes++
 	}
+	r.lastSeq = pkt.SequenceNumber
 	seq := uint64(pkt.SequenceNumber)
 	if !r.started {
 		r.started = true
@@ -357,7 +362,7 @@ func (r *Received) Stats() TrackStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := TrackStats{Info: r.Info, Packets: r.packets, Bytes: r.bytes, Keyframes: r.keyframes,
-		Removed: r.removed.Load(), Ended: r.ended.Load(), Latencies: slices.Clone(r.latencies)}
+		Removed: r.removed.Load(), Ended: r.ended.Load(), LastSeq: r.lastSeq, Latencies: slices.Clone(r.latencies)}
 	if r.started {
 		if span := r.maxSeq - r.firstSeq + 1; span > r.packets {
 			s.Lost = span - r.packets
@@ -383,7 +388,7 @@ func (c *Client) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		c.mu.Unlock()
 		return
 	}
-	r := &Received{Info: info}
+	r := &Received{Info: info, ssrc: remote.SSRC()}
 	c.received[info.ID] = r
 	c.wg.Add(1)
 	c.mu.Unlock()
@@ -445,4 +450,42 @@ func (c *Client) Announced() map[string]signal.Track {
 		m[k] = v
 	}
 	return m
+}
+
+// ErrNoTrack is returned for a track this client does not receive.
+var ErrNoTrack = errors.New("client: no such received track")
+
+func (c *Client) receivedSSRC(trackID string) (uint32, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.received[trackID]
+	if r == nil {
+		return 0, fmt.Errorf("%w: %s", ErrNoTrack, trackID)
+	}
+	return uint32(r.ssrc), nil
+}
+
+// RequestKeyframe sends a PLI for a received track, as a decoder would.
+func (c *Client) RequestKeyframe(trackID string) error {
+	ssrc, err := c.receivedSSRC(trackID)
+	if err != nil {
+		return err
+	}
+	if err := c.sub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+		return fmt.Errorf("client: send PLI: %w", err)
+	}
+	return nil
+}
+
+// SendNACK reports packets of a received track as lost.
+func (c *Client) SendNACK(trackID string, seqs ...uint16) error {
+	ssrc, err := c.receivedSSRC(trackID)
+	if err != nil {
+		return err
+	}
+	n := &rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)}
+	if err := c.sub.WriteRTCP([]rtcp.Packet{n}); err != nil {
+		return fmt.Errorf("client: send NACK: %w", err)
+	}
+	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
-	"github.com/pion/logging"
 	"github.com/pion/webrtc/v3"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -60,8 +59,7 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelWarn
+	lf := pionLogs{log: cfg.Logger}
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	s.mux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), iceConn)
 	se.SetICEUDPMux(s.mux)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"meeting.dev/meeting/media/client"
@@ -524,4 +525,77 @@ func TestBadMessagesAfterJoinAnsweredWithErrors(t *testing.T) {
 	if n := s.sfu.Participants("room-b"); n != 1 {
 		t.Fatalf("%d participants after bad messages, want 1", n)
 	}
+}
+
+func counterValue(t testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func cameraOf(c *client.Client, pub *client.Client) (client.TrackStats, bool) {
+	for _, st := range c.Tracks() {
+		if st.Info.Participant == pub.ID() && st.Info.Source == signal.SourceCamera && !st.Ended {
+			return st, true
+		}
+	}
+	return client.TrackStats{}, false
+}
+
+func TestKeyframeRequestsReachPublisherThrottled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{})
+	a := join(t, ctx, s, "room-k", "a")
+	b := join(t, ctx, s, "room-k", "b")
+	cam, err := a.Publish(ctx, signal.SourceCamera, client.MediaOptions{KeyframeEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "b receives a keyframe", func() bool { return receiving(b, []*client.Client{a}, []string{signal.SourceCamera}, 5) })
+	// The SFU asked for a keyframe when b subscribed: a sends keyframes only when asked.
+	if cam.PLIs() == 0 || cam.Keyframes() < 2 {
+		t.Fatalf("publisher got %d PLIs and sent %d keyframes; want a requested keyframe", cam.PLIs(), cam.Keyframes())
+	}
+	st, _ := cameraOf(b, a)
+	in0 := counterValue(t, s.sfu.m.plisIn)
+	before := cam.PLIs()
+	for range 20 {
+		if err := b.RequestKeyframe(st.Info.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "the requests to arrive", func() bool { return counterValue(t, s.sfu.m.plisIn) >= in0+20 })
+	waitFor(t, ctx, "a forwarded request", func() bool { return cam.PLIs() > before })
+	time.Sleep(3 * keyframeInterval)
+	// 20 requests in a burst: one goes at once, the rest merge into one
+	// sent at the end of the interval.
+	if got := cam.PLIs() - before; got > 3 {
+		t.Fatalf("publisher got %d PLIs for a burst of 20 requests, want at most 3", got)
+	}
+	waitFor(t, ctx, "another keyframe at b", func() bool {
+		now, _ := cameraOf(b, a)
+		return now.Keyframes > st.Keyframes
+	})
+}
+
+func TestNACKAnsweredFromCache(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{})
+	a := join(t, ctx, s, "room-n", "a")
+	b := join(t, ctx, s, "room-n", "b")
+	if _, err := a.Publish(ctx, signal.SourceCamera, client.MediaOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "b receives", func() bool { return receiving(b, []*client.Client{a}, []string{signal.SourceCamera}, 10) })
+	st, _ := cameraOf(b, a)
+	r0 := counterValue(t, s.sfu.m.retransmits)
+	if err := b.SendNACK(st.Info.ID, st.LastSeq-1, st.LastSeq); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "retransmissions", func() bool { return counterValue(t, s.sfu.m.retransmits) >= r0+2 })
 }
