@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 type harness struct {
 	t      testing.TB
 	engine *gin.Engine
+	tokens *auth.Tokens
 	store  *store.Store
 	mu     sync.Mutex
 	now    time.Time
@@ -43,7 +44,8 @@ func newHarness(t testing.TB, st *store.Store, wrap func(Store) Store) *harness 
 func newHarnessLimit(t testing.TB, st *store.Store, wrap func(Store) Store, loginBurst int) *harness {
 	t.Helper()
 	h := &harness{t: t, store: st, now: time.Now().UTC()}
-	tokens, err := auth.NewTokens([]byte(strings.Repeat("k", 32)), time.Hour, h.clock)
+	var err error
+	h.tokens, err = auth.NewTokens([]byte(strings.Repeat("k", 32)), time.Hour, h.clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +53,7 @@ func newHarnessLimit(t testing.TB, st *store.Store, wrap func(Store) Store, logi
 	if wrap != nil {
 		s = wrap(st)
 	}
-	h.engine, err = New(Config{Store: s, Tokens: tokens, Hasher: auth.Hasher{Cost: bcrypt.MinCost},
+	h.engine, err = New(Config{Store: s, Tokens: h.tokens, Hasher: auth.Hasher{Cost: bcrypt.MinCost},
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(), Now: h.clock,
 		LoginLimiter: auth.NewLimiter(loginBurst, time.Minute, h.clock)})
 	if err != nil {

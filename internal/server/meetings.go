@@ -239,4 +239,3 @@ func (a *API) removeMember(c *gin.Context) {
 	}
 	ok(c, nil)
 }
-

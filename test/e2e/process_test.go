@@ -1,0 +1,136 @@
+// Package e2e runs the built meeting binary as separate processes and talks
+// to it the way users do.
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// meetingBinary builds cmd/meeting once per test run (CGO off, as released).
+func meetingBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "meeting-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "meeting")
+		cmd := exec.Command("go", "build", "-o", binary, "meeting.dev/meeting/cmd/meeting")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build meeting: %v", buildErr)
+	}
+	return binary
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
+
+// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// process is a running meeting binary.
+type process struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	done           chan struct{}
+	err            error
+}
+
+// start runs the binary with args and extra environment (on top of a clean
+// one: PATH and HOME only, so the developer's MEETING_* variables don't leak in).
+func start(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(meetingBinary(t), args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	p := &process{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start meeting: %v", err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("meeting %v stderr:\n%s", args, p.stderr.String())
+		}
+	})
+	return p
+}
+
+// logLine waits for a JSON log line with this msg and returns its fields.
+func (p *process) logLine(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		for _, line := range strings.Split(p.stderr.String(), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+				return rec
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("meeting exited (%v) before logging %q:\n%s", p.err, msg, p.stderr.String())
+		case <-deadline:
+			t.Fatalf("no %q log line after 30s:\n%s", msg, p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("meeting exited with %v after SIGTERM:\n%s", p.err, p.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("meeting did not exit within 30s of SIGTERM")
+	}
+}
