@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"meeting.dev/meeting/media/client"
+	"meeting.dev/meeting/media/token"
+)
+
+// freePorts returns a free loopback TCP port and a free UDP port.
+func freePorts(t *testing.T) (tcp, udp int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp = l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp = u.LocalAddr().(*net.UDPAddr).Port
+	_ = u.Close()
+	return tcp, udp
+}
+
+// syncBuffer is a bytes.Buffer safe for the role's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestSFURoleServesLoadtestAndDrains(t *testing.T) {
+	httpPort, udpPort := freePorts(t)
+	const key = "0123456789abcdef0123456789abcdef"
+	t.Setenv("MEETING_TOKEN_KEY", key)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runSFU(ctx, []string{
+			"--http-addr", "127.0.0.1:" + strconv.Itoa(httpPort),
+			"--udp-ip", "127.0.0.1", "--udp-port", strconv.Itoa(udpPort),
+			"--room", "r1", "--drain-timeout", "2s", "--log-format", "text",
+		}, &logs, &logs)
+	}()
+	base := "http://127.0.0.1:" + strconv.Itoa(httpPort)
+	wsURL := "ws://127.0.0.1:" + strconv.Itoa(httpPort) + "/ws"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sfu not ready: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	var out syncBuffer
+	err := runLoadtest(context.Background(), []string{"--url", wsURL, "--token-key", key, "--room", "r1",
+		"--publishers", "1", "--subscribers", "2", "--audio", "--video", "--duration", "1s", "--settle", "100ms"}, &out, &out)
+	if err != nil {
+		t.Fatalf("loadtest: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"publishers 1, subscribers 2, tracks 2", "packets/s", "p50", "p99"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("loadtest output lacks %q:\n%s", want, out.String())
+		}
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m bytes.Buffer
+	_, _ = m.ReadFrom(resp.Body)
+	_ = resp.Body.Close()
+	if !strings.Contains(m.String(), "meeting_sfu_forwarded_packets_total") {
+		t.Fatalf("metrics lack forwarded packets:\n%.500s", m.String())
+	}
+
+	// A participant still connected at SIGTERM is told and then cut off.
+	tok, err := token.Mint([]byte(key), token.Claims{Room: "r1", User: "late"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Join(context.Background(), client.Options{URL: wsURL, Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("runSFU: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("runSFU did not return after the drain timeout")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the participant is still connected")
+	}
+	if c.Closing() == nil { // read before the connection ended
+		t.Error("the participant got no closing notice")
+	}
+}
+
+func TestSFURoleRefusesBadFlags(t *testing.T) {
+	t.Setenv("MEETING_TOKEN_KEY", "")
+	for _, args := range [][]string{
+		{}, // no token key
+		{"--token-key", "k", "--max-participants", "0"},
+		{"--token-key", "k", "--public-ip", "not-an-ip"},
+		{"--token-key", "k", "--udp-ip", "nowhere"},
+	} {
+		var out bytes.Buffer
+		err := runSFU(context.Background(), args, &out, &out)
+		if err == nil {
+			t.Errorf("runSFU(%v) succeeded", args)
+		}
+	}
+}
