@@ -77,18 +77,24 @@ type list struct {
 	Count int64     `json:"count"`
 }
 
-// The seed README's flow against the standalone binary: login → list →
-// create → edit → list → delete, then a clean exit on SIGTERM.
+// The seed README's flow against the built binary (standalone on SQLite and
+// on MariaDB, and the api role on MariaDB): login → list → create → edit →
+// list → delete, then a clean exit on SIGTERM.
 func TestSeedFlow(t *testing.T) {
-	for _, dialect := range []string{"sqlite", "mysql"} {
-		t.Run(dialect, func(t *testing.T) {
-			dataDir := t.TempDir()
-			env := []string{"MEETING_HTTP_ADDR=127.0.0.1:0", "MEETING_DATA_DIR=" + dataDir,
-				"MEETING_ADMIN_PASSWORD=first-admin-pw", "MEETING_LOG_FORMAT=json"}
-			if dialect == "mysql" {
-				env = append(env, "MEETING_DATABASE_URL="+storetest.NewDatabaseURL(t))
+	for _, mode := range []string{"standalone-sqlite", "standalone-mysql", "api-role-mysql"} {
+		t.Run(mode, func(t *testing.T) {
+			env := []string{"MEETING_HTTP_ADDR=127.0.0.1:0", "MEETING_ADMIN_PASSWORD=first-admin-pw", "MEETING_LOG_FORMAT=json"}
+			var args []string
+			switch mode {
+			case "standalone-sqlite":
+				env = append(env, "MEETING_DATA_DIR="+t.TempDir())
+			case "standalone-mysql":
+				env = append(env, "MEETING_DATA_DIR="+t.TempDir(), "MEETING_DATABASE_URL="+storetest.NewDatabaseURL(t))
+			case "api-role-mysql":
+				args = []string{"api"}
+				env = append(env, "MEETING_DATABASE_URL="+storetest.NewDatabaseURL(t), "MEETING_JWT_SECRET="+strings.Repeat("j", 32))
 			}
-			p := start(t, env)
+			p := start(t, env, args...)
 			a := &api{t: t, base: p.logLine(t, "listening")["addr"].(string)}
 
 			var pong map[string]any
