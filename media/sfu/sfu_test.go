@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v3"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
@@ -598,4 +599,52 @@ func TestNACKAnsweredFromCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "retransmissions", func() bool { return counterValue(t, s.sfu.m.retransmits) >= r0+2 })
+}
+
+func TestPublicIPAnnounced(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{PublicIPs: []string{"192.0.2.10"}})
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, s.url+"?token="+mint(t, "room-p", "u"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// An offer from a pion peer that never applies the answer: no packet
+	// goes to the announced (documentation-range) address.
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.CreateDataChannel("chat", nil); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := signal.Encode(signal.Offer{SDP: offer.SDP})
+	if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, raw, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := signal.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, ok := m.(signal.Answer)
+		if !ok {
+			continue
+		}
+		if !strings.Contains(a.SDP, " 192.0.2.10 ") || strings.Contains(a.SDP, " 127.0.0.1 ") {
+			t.Fatalf("answer does not announce only the public IP:\n%s", a.SDP)
+		}
+		return
+	}
 }
