@@ -84,17 +84,22 @@ func (a *API) getMeeting(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	m, err := a.store.Meeting(c.Request.Context(), id, caller(c).UserID)
-	if err != nil {
-		a.failErr(c, err)
-		return
-	}
-	users, err := a.store.Participants(c.Request.Context(), m)
+	m, users, err := a.meetingWithParticipants(c, id)
 	if err != nil {
 		a.failErr(c, err)
 		return
 	}
 	ok(c, detailReply{meetingReply: meetingOut(m), Participants: usersOut(users)})
+}
+
+// meetingWithParticipants loads a meeting the caller may see and who takes part.
+func (a *API) meetingWithParticipants(c *gin.Context, identity string) (store.Meeting, []store.User, error) {
+	m, err := a.store.Meeting(c.Request.Context(), identity, caller(c).UserID)
+	if err != nil {
+		return m, nil, err
+	}
+	users, err := a.store.Participants(c.Request.Context(), m)
+	return m, users, err
 }
 
 func usersOut(users []store.User) []userReply {
@@ -178,12 +183,7 @@ func (a *API) listMembers(c *gin.Context) {
 
 // replyMembers answers with the participants of a meeting the caller may see.
 func (a *API) replyMembers(c *gin.Context, identity string) {
-	m, err := a.store.Meeting(c.Request.Context(), identity, caller(c).UserID)
-	if err != nil {
-		a.failErr(c, err)
-		return
-	}
-	users, err := a.store.Participants(c.Request.Context(), m)
+	_, users, err := a.meetingWithParticipants(c, identity)
 	if err != nil {
 		a.failErr(c, err)
 		return
