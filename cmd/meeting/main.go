@@ -25,7 +25,7 @@ type role struct {
 // roles lists every role by the name given on the command line.
 func roles() map[string]role {
 	return map[string]role{
-		"api":      {"REST API and web client against MySQL", runAPI},
+		"api":      {"REST API against MySQL", runAPI},
 		"operator": {"Kubernetes operator that schedules media for Meetings", runOperator},
 		"sfu":      {"selective forwarding unit of one or more rooms", runSFU},
 		"turn":     {"TURN relay with ephemeral (use-auth-secret) credentials", runTURN},
