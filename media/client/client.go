@@ -135,18 +135,23 @@ func Join(ctx context.Context, opts Options) (*Client, error) {
 			return nil, fmt.Errorf("client: send join: %w", err)
 		}
 	}
+	var reply signal.Message
 	select {
-	case m := <-joined:
-		if e, ok := m.(signal.Error); ok {
-			c.Close()
-			return nil, fmt.Errorf("client: join refused: %w", e)
-		}
+	case reply = <-joined:
 	case <-c.runDone:
-		c.Close()
-		return nil, fmt.Errorf("client: connection ended before join: %v", c.runErr)
+		select {
+		case reply = <-joined: // the reply came with the close
+		default:
+			c.Close()
+			return nil, fmt.Errorf("client: connection ended before join: %v", c.runErr)
+		}
 	case <-ctx.Done():
 		c.Close()
 		return nil, fmt.Errorf("client: join: %w", ctx.Err())
+	}
+	if e, ok := reply.(signal.Error); ok {
+		c.Close()
+		return nil, fmt.Errorf("client: join refused: %w", e)
 	}
 	if err := c.negotiate(ctx); err != nil {
 		c.Close()
