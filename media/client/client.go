@@ -46,9 +46,9 @@ type Client struct {
 	opts Options
 	log  *slog.Logger
 	conn *signal.Conn
-	pub  *webrtc.PeerConnection
+	api  *webrtc.API
+	cfg  webrtc.Configuration
 	sub  *webrtc.PeerConnection
-	chat *webrtc.DataChannel
 	you  signal.Participant
 	room string
 
@@ -56,7 +56,9 @@ type Client struct {
 	runErr    error
 	answers   chan answerResult
 	chatOpen  chan struct{}
-	offerMu   sync.Mutex // one publish negotiation at a time
+	chatOnce  sync.Once
+	offerMu   sync.Mutex // one publish negotiation at a time; guards pub
+	pub       *webrtc.PeerConnection
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
@@ -69,6 +71,7 @@ type Client struct {
 	errs         []signal.Error
 	closing      *signal.Closing
 	closed       bool
+	chat         *webrtc.DataChannel
 }
 
 type answerResult struct {
@@ -77,8 +80,8 @@ type answerResult struct {
 }
 
 // Join connects to the SFU and joins the room of the token. It returns
-// once the server accepted the join and the publish peer connection (which
-// carries the chat channel) is negotiated.
+// once the server accepted the join; the server then offers the subscribe
+// connection with the chat channel (see ChatOpen) and the room's tracks.
 func Join(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -153,10 +156,6 @@ func Join(ctx context.Context, opts Options) (*Client, error) {
 		c.Close()
 		return nil, fmt.Errorf("client: join refused: %w", e)
 	}
-	if err := c.negotiate(ctx); err != nil {
-		c.Close()
-		return nil, err
-	}
 	return c, nil
 }
 
@@ -173,33 +172,49 @@ func (c *Client) newPeerConnections() error {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-	cfg := webrtc.Configuration{ICEServers: c.opts.ICEServers}
+	c.api = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	c.cfg = webrtc.Configuration{ICEServers: c.opts.ICEServers}
 	if c.opts.RelayOnly {
-		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+		c.cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
 	var err error
-	if c.pub, err = api.NewPeerConnection(cfg); err != nil {
-		return fmt.Errorf("client: publish peer connection: %w", err)
-	}
-	if c.sub, err = api.NewPeerConnection(cfg); err != nil {
-		_ = c.pub.Close()
+	if c.sub, err = c.api.NewPeerConnection(c.cfg); err != nil {
 		return fmt.Errorf("client: subscribe peer connection: %w", err)
 	}
-	if c.chat, err = c.pub.CreateDataChannel("chat", nil); err != nil {
-		c.closePCs()
-		return fmt.Errorf("client: chat channel: %w", err)
-	}
-	var openOnce sync.Once
-	c.chat.OnOpen(func() { openOnce.Do(func() { close(c.chatOpen) }) })
-	c.chat.OnMessage(c.onChat)
 	c.sub.OnTrack(c.onTrack)
+	c.sub.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() != "chat" {
+			return
+		}
+		c.mu.Lock()
+		c.chat = dc
+		c.mu.Unlock()
+		dc.OnOpen(func() { c.chatOnce.Do(func() { close(c.chatOpen) }) })
+		dc.OnMessage(c.onChat)
+	})
 	return nil
 }
 
-func (c *Client) closePCs() {
+// publishPC returns the publish peer connection, creating it on first use;
+// the caller holds offerMu.
+func (c *Client) publishPC() (*webrtc.PeerConnection, error) {
 	if c.pub != nil {
-		_ = c.pub.Close()
+		return c.pub, nil
+	}
+	pc, err := c.api.NewPeerConnection(c.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client: publish peer connection: %w", err)
+	}
+	c.pub = pc
+	return pc, nil
+}
+
+func (c *Client) closePCs() {
+	c.offerMu.Lock()
+	pub := c.pub
+	c.offerMu.Unlock()
+	if pub != nil {
+		_ = pub.Close()
 	}
 	if c.sub != nil {
 		_ = c.sub.Close()
@@ -290,11 +305,9 @@ func (c *Client) answer(o signal.Offer) error {
 	return c.conn.Send(signal.Answer{SDP: c.sub.LocalDescription().SDP})
 }
 
-// negotiate offers the publish peer connection's current state and applies
-// the server's answer.
-func (c *Client) negotiate(ctx context.Context) error {
-	c.offerMu.Lock()
-	defer c.offerMu.Unlock()
+// negotiateLocked offers the publish peer connection's current state and
+// applies the server's answer; the caller holds offerMu.
+func (c *Client) negotiateLocked(ctx context.Context) error {
 	offer, err := c.pub.CreateOffer(nil)
 	if err != nil {
 		return fmt.Errorf("client: create offer: %w", err)
@@ -386,7 +399,10 @@ func (c *Client) Chat(text string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.chat.SendText(string(b)); err != nil {
+	c.mu.Lock()
+	dc := c.chat
+	c.mu.Unlock()
+	if err := dc.SendText(string(b)); err != nil {
 		return fmt.Errorf("client: chat: %w", err)
 	}
 	return nil

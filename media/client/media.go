@@ -123,7 +123,13 @@ func (c *Client) Publish(ctx context.Context, source string, opts MediaOptions) 
 	if err != nil {
 		return nil, fmt.Errorf("client: track: %w", err)
 	}
-	tr, err := c.pub.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	c.offerMu.Lock()
+	defer c.offerMu.Unlock()
+	pub, err := c.publishPC()
+	if err != nil {
+		return nil, err
+	}
+	tr, err := pub.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		return nil, fmt.Errorf("client: add track: %w", err)
 	}
@@ -132,7 +138,7 @@ func (c *Client) Publish(ctx context.Context, source string, opts MediaOptions) 
 	c.mu.Lock()
 	c.published[id] = p
 	c.mu.Unlock()
-	if err := c.negotiate(ctx); err != nil {
+	if err := c.negotiateLocked(ctx); err != nil {
 		p.halt()
 		return nil, err
 	}
@@ -169,10 +175,12 @@ func (p *Publisher) Unpublish(ctx context.Context) error {
 	p.stopped = true
 	delete(c.published, p.track.ID())
 	c.mu.Unlock()
+	c.offerMu.Lock()
+	defer c.offerMu.Unlock()
 	if err := c.pub.RemoveTrack(p.sender); err != nil {
 		return fmt.Errorf("client: remove track: %w", err)
 	}
-	return c.negotiate(ctx)
+	return c.negotiateLocked(ctx)
 }
 
 func (p *Publisher) halt() {

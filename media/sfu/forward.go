@@ -30,6 +30,7 @@ type publishedTrack struct {
 	info      signal.Track
 	remote    *webrtc.TrackRemote
 	publisher *participant
+	pub       *webrtc.PeerConnection // the publisher's publish connection
 	codec     webrtc.RTPCodecCapability
 	isVP8     bool
 	m         *metrics
@@ -51,9 +52,9 @@ type binding struct {
 	ready atomic.Bool // false until a keyframe reached this subscriber (video)
 }
 
-func newPublishedTrack(info signal.Track, remote *webrtc.TrackRemote, pub *participant, m *metrics) *publishedTrack {
+func newPublishedTrack(info signal.Track, remote *webrtc.TrackRemote, pub *participant, pc *webrtc.PeerConnection, m *metrics) *publishedTrack {
 	c := remote.Codec().RTPCodecCapability
-	t := &publishedTrack{info: info, remote: remote, publisher: pub, codec: c, m: m,
+	t := &publishedTrack{info: info, remote: remote, publisher: pub, pub: pc, codec: c, m: m,
 		isVP8: strings.EqualFold(c.MimeType, webrtc.MimeTypeVP8)}
 	if remote.Kind() == webrtc.RTPCodecTypeVideo {
 		t.cache = &packetCache{}
@@ -196,7 +197,7 @@ func (t *publishedTrack) sendPLILocked() {
 		return
 	}
 	t.lastPLI = time.Now()
-	err := t.publisher.pub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}})
+	err := t.pub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}})
 	if err == nil {
 		t.m.plisOut.Inc()
 	}

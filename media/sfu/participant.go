@@ -12,24 +12,25 @@ import (
 	"meeting.dev/meeting/media/signal"
 )
 
-// participant is one WebSocket session in a room with two peer
-// connections: pub, on which the client offers its tracks and the chat data
-// channel, and sub, on which the server offers everyone else's tracks. Each
-// has one offerer, so offers never collide.
+// participant is one WebSocket session in a room with up to two peer
+// connections: sub, on which the server offers everyone else's tracks and
+// the chat data channel, and pub, created by the client's first offer, on
+// which the client sends its tracks. Each has one offerer, so offers never
+// collide; a participant that only watches has no pub at all.
 type participant struct {
 	info signal.Participant
 	room *Room
 	conn *signal.Conn
-	pub  *webrtc.PeerConnection
 	sub  *webrtc.PeerConnection
+	chat *webrtc.DataChannel
 	s    *SFU
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	sources map[string]string // track id in the client's SDP -> source
+	pub     *webrtc.PeerConnection // nil until the client's first offer
+	sources map[string]string      // track id in the client's SDP -> source
 	owned   map[string]*publishedTrack
 	senders map[*publishedTrack]*webrtc.RTPSender
-	chat    *webrtc.DataChannel
 	closed  bool
 
 	negMu        sync.Mutex // serialises offers on sub
@@ -48,15 +49,14 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 	}
 	p.log = s.log.With("participant", p.info.ID, "user", user)
 	var err error
-	if p.pub, err = s.pubAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
-		return nil, fmt.Errorf("publish peer connection: %w", err)
-	}
 	if p.sub, err = s.subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
-		_ = p.pub.Close()
 		return nil, fmt.Errorf("subscribe peer connection: %w", err)
 	}
-	p.pub.OnTrack(p.onTrack)
-	p.pub.OnDataChannel(p.onDataChannel)
+	if p.chat, err = p.sub.CreateDataChannel("chat", nil); err != nil {
+		_ = p.sub.Close()
+		return nil, fmt.Errorf("chat data channel: %w", err)
+	}
+	p.chat.OnMessage(p.onChat)
 	p.sub.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
 			p.mu.Lock()
@@ -71,6 +71,29 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 		}
 	})
 	return p, nil
+}
+
+// publishPC returns the publish peer connection, creating it on first use.
+func (p *participant) publishPC() (*webrtc.PeerConnection, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pub != nil {
+		return p.pub, nil
+	}
+	if p.closed {
+		return nil, errors.New("participant left")
+	}
+	pc, err := p.s.pubAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("publish peer connection: %w", err)
+	}
+	pc.OnTrack(p.onTrack)
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		p.send(signal.Error{Code: signal.CodeBadChat, Message: fmt.Sprintf("data channel %q on the publish connection is not served; chat is the server's channel on the subscribe connection", dc.Label())})
+		_ = dc.Close()
+	})
+	p.pub = pc
+	return pc, nil
 }
 
 // send queues a signalling message; a closed connection drops it.
@@ -94,9 +117,13 @@ func (p *participant) handle(m signal.Message) {
 			p.send(signal.Error{Code: signal.CodeNegotiation, Message: err.Error()})
 		}
 	case signal.Candidate:
-		pc := p.pub
-		if v.Target == signal.TargetSubscribe {
-			pc = p.sub
+		pc := p.sub
+		if v.Target == signal.TargetPublish {
+			var err error
+			if pc, err = p.publishPC(); err != nil {
+				p.send(signal.Error{Code: signal.CodeInternal, Message: err.Error()})
+				return
+			}
 		}
 		c := webrtc.ICECandidateInit{Candidate: v.Candidate.Candidate, SDPMid: v.Candidate.SDPMid,
 			SDPMLineIndex: v.Candidate.SDPMLineIndex, UsernameFragment: v.Candidate.UsernameFragment}
@@ -119,19 +146,23 @@ func (p *participant) answerOffer(o signal.Offer) error {
 		p.sources[t.ID] = t.Source
 	}
 	p.mu.Unlock()
-	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}); err != nil {
+	pub, err := p.publishPC()
+	if err != nil {
+		return err
+	}
+	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}); err != nil {
 		return fmt.Errorf("set offer: %w", err)
 	}
-	ans, err := p.pub.CreateAnswer(nil)
+	ans, err := pub.CreateAnswer(nil)
 	if err != nil {
 		return fmt.Errorf("create answer: %w", err)
 	}
-	gathered := webrtc.GatheringCompletePromise(p.pub)
-	if err := p.pub.SetLocalDescription(ans); err != nil {
+	gathered := webrtc.GatheringCompletePromise(pub)
+	if err := pub.SetLocalDescription(ans); err != nil {
 		return fmt.Errorf("set answer: %w", err)
 	}
 	<-gathered
-	p.send(signal.Answer{SDP: p.pub.LocalDescription().SDP})
+	p.send(signal.Answer{SDP: pub.LocalDescription().SDP})
 	return nil
 }
 
@@ -202,7 +233,7 @@ func (p *participant) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver)
 	if _, dup := p.owned[info.ID]; dup {
 		info.ID += "/" + uuid.NewString()[:8]
 	}
-	t := newPublishedTrack(info, remote, p, p.s.m)
+	t := newPublishedTrack(info, remote, p, p.pub, p.s.m)
 	if !closed {
 		p.owned[info.ID] = t
 	}
@@ -222,21 +253,26 @@ func (p *participant) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver)
 
 // subscribe starts sending t to p.
 func (p *participant) subscribe(t *publishedTrack) {
+	if p.addSubscription(t) {
+		p.negotiate()
+	}
+}
+
+// addSubscription adds t to the subscribe connection without offering it.
+func (p *participant) addSubscription(t *publishedTrack) bool {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed || t.ended.Load() || p.senders[t] != nil {
-		p.mu.Unlock()
-		return
+		return false
 	}
 	s, err := p.sub.AddTrack(t)
 	if err != nil {
-		p.mu.Unlock()
 		p.log.Warn("subscribe failed", "track", t.info.ID, "err", err)
-		return
+		return false
 	}
 	p.senders[t] = s
-	p.mu.Unlock()
 	go t.readRTCP(s)
-	p.negotiate()
+	return true
 }
 
 // unsubscribe stops sending t to p.
@@ -255,43 +291,26 @@ func (p *participant) unsubscribe(t *publishedTrack) {
 	p.negotiate()
 }
 
-func (p *participant) onDataChannel(dc *webrtc.DataChannel) {
-	if dc.Label() != "chat" {
-		p.send(signal.Error{Code: signal.CodeBadChat, Message: fmt.Sprintf("data channel %q is not served", dc.Label())})
-		_ = dc.Close()
+// onChat relays a message of p's chat channel to the room.
+func (p *participant) onChat(msg webrtc.DataChannelMessage) {
+	if !msg.IsString {
+		p.send(signal.Error{Code: signal.CodeBadChat, Message: "chat messages are text"})
 		return
 	}
-	p.mu.Lock()
-	p.chat = dc
-	p.mu.Unlock()
-	dc.OnMessage(func(msg webrtc.DataChannelMessage) {
-		if !msg.IsString {
-			p.send(signal.Error{Code: signal.CodeBadChat, Message: "chat messages are text"})
-			return
-		}
-		c, err := signal.DecodeChat(msg.Data)
-		if err != nil {
-			p.send(signal.Error{Code: signal.CodeBadChat, Message: err.Error()})
-			return
-		}
-		p.room.chat(p, c.Text, p.s.cfg.Now())
-	})
+	c, err := signal.DecodeChat(msg.Data)
+	if err != nil {
+		p.send(signal.Error{Code: signal.CodeBadChat, Message: err.Error()})
+		return
+	}
+	p.room.chat(p, c.Text, p.s.cfg.Now())
 }
 
 func (p *participant) chatReady() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.chat != nil && p.chat.ReadyState() == webrtc.DataChannelStateOpen
+	return p.chat.ReadyState() == webrtc.DataChannelStateOpen
 }
 
 func (p *participant) sendChat(b []byte) {
-	p.mu.Lock()
-	dc := p.chat
-	p.mu.Unlock()
-	if dc == nil {
-		return
-	}
-	if err := dc.SendText(string(b)); err != nil {
+	if err := p.chat.SendText(string(b)); err != nil {
 		p.log.Debug("chat send failed", "err", err)
 	}
 }
@@ -304,6 +323,7 @@ func (p *participant) close() {
 		return
 	}
 	p.closed = true
+	pub := p.pub
 	owned := make([]*publishedTrack, 0, len(p.owned))
 	for _, t := range p.owned {
 		owned = append(owned, t)
@@ -312,8 +332,10 @@ func (p *participant) close() {
 	for _, t := range owned {
 		p.room.unpublish(t)
 	}
-	if err := p.pub.Close(); err != nil {
-		p.log.Debug("close publish peer connection", "err", err)
+	if pub != nil {
+		if err := pub.Close(); err != nil {
+			p.log.Debug("close publish peer connection", "err", err)
+		}
 	}
 	if err := p.sub.Close(); err != nil {
 		p.log.Debug("close subscribe peer connection", "err", err)

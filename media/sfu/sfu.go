@@ -296,8 +296,9 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 	r.broadcast(signal.ParticipantJoined{Participant: p.info}, p)
 	p.log.Info("joined", "room", r.id, "name", c.Name)
 	for _, t := range tracks {
-		p.subscribe(t)
+		p.addSubscription(t)
 	}
+	p.negotiate() // the chat channel and the room's tracks
 	return p, nil
 }
 
