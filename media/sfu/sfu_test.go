@@ -400,6 +400,7 @@ func TestRoomRemovedWhenEmpty(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := startSFU(t, Config{})
+	idle := goleak.IgnoreCurrent() // the SFU's own goroutines: UDP mux, HTTP server
 	a := join(t, ctx, s, "room-e", "a")
 	b := join(t, ctx, s, "room-e", "b")
 	if _, err := a.Publish(ctx, signal.SourceCamera, client.MediaOptions{}); err != nil {
@@ -412,7 +413,9 @@ func TestRoomRemovedWhenEmpty(t *testing.T) {
 	a.Close()
 	b.Close()
 	waitFor(t, ctx, "the room to close", func() bool { return s.sfu.Rooms() == 0 })
-	// goleak in TestMain checks that nothing of the room is left running.
+	// Nothing of the room (peer connections, forwarding, RTCP readers,
+	// signalling) nor of the clients is left running.
+	goleak.VerifyNone(t, idle)
 }
 
 func TestShutdownTellsClientsAndDrains(t *testing.T) {
