@@ -8,9 +8,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/pion/webrtc/v3"
+	"golang.org/x/time/rate"
 
 	"meeting.dev/meeting/media/signal"
 )
+
+// MaxTracksPerParticipant bounds what one participant publishes: audio,
+// camera, screen and the screen's audio.
+const MaxTracksPerParticipant = 4
 
 // participant is one WebSocket session in a room with up to two peer
 // connections: sub, on which the server offers everyone else's tracks and
@@ -33,6 +38,8 @@ type participant struct {
 	senders map[*publishedTrack]*webrtc.RTPSender
 	closed  bool
 
+	chatLimit *rate.Limiter
+
 	negMu        sync.Mutex // serialises offers on sub
 	offerPending bool       // an offer is waiting for its answer
 	again        bool       // something changed while an offer was pending
@@ -46,6 +53,9 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 		sources: map[string]string{},
 		owned:   map[string]*publishedTrack{},
 		senders: map[*publishedTrack]*webrtc.RTPSender{},
+		// A chat message goes to the whole room: a sender gets 10 at once
+		// and 2 per second after.
+		chatLimit: rate.NewLimiter(2, 10),
 	}
 	p.log = s.log.With("participant", p.info.ID, "user", user)
 	var err error
@@ -229,6 +239,11 @@ func (p *participant) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver)
 		}
 	}
 	closed := p.closed
+	if len(p.owned) >= MaxTracksPerParticipant {
+		p.mu.Unlock()
+		p.send(signal.Error{Code: signal.CodeNegotiation, Message: fmt.Sprintf("at most %d tracks per participant: %s is not forwarded", MaxTracksPerParticipant, remote.ID())})
+		return
+	}
 	info := signal.Track{ID: p.info.ID + "/" + remote.ID(), Participant: p.info.ID, Kind: kind, Source: source}
 	if _, dup := p.owned[info.ID]; dup {
 		info.ID += "/" + uuid.NewString()[:8]
@@ -300,6 +315,10 @@ func (p *participant) onChat(msg webrtc.DataChannelMessage) {
 	c, err := signal.DecodeChat(msg.Data)
 	if err != nil {
 		p.send(signal.Error{Code: signal.CodeBadChat, Message: err.Error()})
+		return
+	}
+	if !p.chatLimit.Allow() {
+		p.send(signal.Error{Code: signal.CodeBadChat, Message: "too many chat messages: at most 2 per second"})
 		return
 	}
 	p.room.chat(p, c.Text, p.s.cfg.Now())

@@ -258,6 +258,26 @@ func TestChatReachesEveryoneWithSender(t *testing.T) {
 			t.Errorf("%d chat messages after an oversized one, want 1", n)
 		}
 	}
+
+	// A flood is cut off: a burst of 10 passes, the rest is refused.
+	for i := range 25 {
+		if err := cs[2].Chat(fmt.Sprint("flood ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "the burst to arrive", func() bool { return len(cs[0].Chats()) >= 11 })
+	waitFor(t, ctx, "flood refusals", func() bool {
+		n := 0
+		for _, e := range cs[2].Errors() {
+			if e.Code == signal.CodeBadChat && strings.Contains(e.Message, "too many") {
+				n++
+			}
+		}
+		return n >= 10
+	})
+	if n := len(cs[0].Chats()) - 1; n > 15 {
+		t.Fatalf("%d of a burst of 25 chat messages relayed, want about 10", n)
+	}
 }
 
 func TestLeavingParticipantsTracksDisappear(t *testing.T) {
