@@ -52,7 +52,7 @@ const conflictRetry = time.Minute
 
 // What the operator uses, and nothing else (config/rbac/role.yaml is generated from these):
 // +kubebuilder:rbac:groups=rtc.meeting.dev,resources=meetings,verbs=get;list;watch;update
-// +kubebuilder:rbac:groups=rtc.meeting.dev,resources=meetings/status,verbs=update
+// +kubebuilder:rbac:groups=rtc.meeting.dev,resources=meetings/status,verbs=patch
 // +kubebuilder:rbac:groups=rtc.meeting.dev,resources=meetings/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=services;secrets,verbs=get;list;watch;create;update;delete
@@ -544,7 +544,11 @@ func (r *MeetingReconciler) writeStatus(ctx context.Context, m *rtcv1alpha1.Meet
 	if equality.Semantic.DeepEqual(old, &m.Status) {
 		return nil
 	}
-	if err := r.Client.Status().Update(ctx, m); err != nil {
+	// The operator alone writes status: a merge patch needs no fresh
+	// resourceVersion, so a cache a write behind does not cost a retry.
+	base := m.DeepCopy()
+	base.Status = *old
+	if err := r.Client.Status().Patch(ctx, m, client.MergeFrom(base)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}

@@ -87,7 +87,7 @@ func testConfig() controllers.Config {
 // newNamespace creates a namespace for one test.
 func newNamespace(t *testing.T) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "t-" + rand.String(8)}}
+	ns := nsObject("t-" + rand.String(8))
 	if err := shared.client.Create(context.Background(), ns); err != nil {
 		t.Fatalf("create namespace: %v", err)
 	}
@@ -281,4 +281,8 @@ func isInvalid(err error, msg string) error {
 		return fmt.Errorf("error %q does not say %q", err, msg)
 	}
 	return nil
+}
+
+func nsObject(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 }
