@@ -74,6 +74,9 @@ type Client struct {
 	chat         *webrtc.DataChannel
 }
 
+// gatherTimeout bounds ICE gathering (host and, with TURN, relay candidates).
+const gatherTimeout = 10 * time.Second
+
 type answerResult struct {
 	sdp string
 	err error
@@ -301,7 +304,15 @@ func (c *Client) answer(o signal.Offer) error {
 	if err := c.sub.SetLocalDescription(a); err != nil {
 		return fmt.Errorf("set answer: %w", err)
 	}
-	<-gathered
+	t := time.NewTimer(gatherTimeout)
+	defer t.Stop()
+	select {
+	case <-gathered:
+	case <-c.conn.Done():
+		return signal.ErrClosed
+	case <-t.C:
+		return errors.New("ICE gathering did not complete")
+	}
 	return c.conn.Send(signal.Answer{SDP: c.sub.LocalDescription().SDP})
 }
 

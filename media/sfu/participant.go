@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/pion/webrtc/v3"
@@ -171,7 +172,9 @@ func (p *participant) answerOffer(o signal.Offer) error {
 	if err := pub.SetLocalDescription(ans); err != nil {
 		return fmt.Errorf("set answer: %w", err)
 	}
-	<-gathered
+	if err := p.waitGathered(gathered); err != nil {
+		return err
+	}
 	p.send(signal.Answer{SDP: pub.LocalDescription().SDP})
 	return nil
 }
@@ -204,7 +207,7 @@ func (p *participant) negotiate() {
 		p.again = true
 		return
 	}
-	if err := p.offerLocked(); err != nil {
+	if err := p.offerLocked(); err != nil && !errors.Is(err, signal.ErrClosed) {
 		p.log.Warn("subscribe offer failed", "err", err)
 	}
 }
@@ -221,10 +224,30 @@ func (p *participant) offerLocked() error {
 	if err := p.sub.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("set offer: %w", err)
 	}
-	<-gathered
+	if err := p.waitGathered(gathered); err != nil {
+		return err
+	}
 	p.offerPending = true
 	p.send(signal.Offer{SDP: p.sub.LocalDescription().SDP})
 	return nil
+}
+
+// gatherTimeout bounds ICE gathering; with one UDP port and host
+// candidates only it completes at once.
+const gatherTimeout = 5 * time.Second
+
+// waitGathered waits for ICE gathering unless the session ends first.
+func (p *participant) waitGathered(gathered <-chan struct{}) error {
+	t := time.NewTimer(gatherTimeout)
+	defer t.Stop()
+	select {
+	case <-gathered:
+		return nil
+	case <-p.conn.Done():
+		return signal.ErrClosed
+	case <-t.C:
+		return errors.New("ICE gathering did not complete")
+	}
 }
 
 // onTrack publishes a track the client sends.
