@@ -59,6 +59,7 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
+	iceConn = newRawUDP(iceConn)
 	lf := pionLogs{log: cfg.Logger}
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	s.mux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), iceConn)

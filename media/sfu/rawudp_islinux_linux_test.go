@@ -1,0 +1,3 @@
+package sfu
+
+const isLinux = true
