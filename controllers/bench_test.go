@@ -222,7 +222,7 @@ type operatorProc struct {
 
 func startOperator(b *testing.B, bin, ns string) *operatorProc {
 	b.Helper()
-	port := freePort(b)
+	port, health := freePort(b), freePort(b)
 	cmd := exec.Command(bin, "operator",
 		"--kubeconfig", shared.env.Kubeconfig,
 		"--namespace", ns,
@@ -230,7 +230,8 @@ func startOperator(b *testing.B, bin, ns string) *operatorProc {
 		"--end-grace", "1m",
 		"--image", "meeting:bench",
 		"--metrics-addr", "127.0.0.1:"+strconv.Itoa(port),
-		"--health-addr", "0",
+		"--health-addr", "127.0.0.1:"+strconv.Itoa(health),
+		"--leader-elect", "--leader-election-namespace", ns,
 		"--log-level", "warn",
 	)
 	logf, err := os.CreateTemp("", "meeting-bench-operator-*.log")
@@ -250,7 +251,15 @@ func startOperator(b *testing.B, bin, ns string) *operatorProc {
 			b.Fatalf("operator exited: %v (log %s)", err, logf.Name())
 		default:
 		}
-		_, err := op.scrape()
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", health))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		_, err = op.scrape()
 		return err
 	})
 	return op
@@ -259,7 +268,10 @@ func startOperator(b *testing.B, bin, ns string) *operatorProc {
 func (op *operatorProc) stop(b *testing.B) {
 	_ = op.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-op.done:
+	case err := <-op.done:
+		if err != nil {
+			b.Errorf("operator exit after SIGTERM: %v", err)
+		}
 	case <-time.After(30 * time.Second):
 		_ = op.cmd.Process.Kill()
 		b.Error("operator ignored SIGTERM")

@@ -106,9 +106,23 @@ func (r *MeetingReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+// conflictRequeue is how soon a reconcile that lost a write race runs again,
+// on a cache that has caught up by then.
+const conflictRequeue = 100 * time.Millisecond
+
 // Reconcile brings one Meeting's children in line with its schedule and
-// rebuilds its status from them.
+// rebuilds its status from them. A write that lost a race with another write
+// (the cache was a step behind) is retried soon, not reported as an error.
 func (r *MeetingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	res, err := r.reconcile(ctx, req)
+	if apierrors.IsConflict(err) {
+		logf.FromContext(ctx).V(1).Info("write conflict; retrying", "err", err.Error())
+		return ctrl.Result{RequeueAfter: conflictRequeue}, nil
+	}
+	return res, err
+}
+
+func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var m rtcv1alpha1.Meeting
 	if err := r.Client.Get(ctx, req.NamespacedName, &m); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -544,11 +558,11 @@ func (r *MeetingReconciler) writeStatus(ctx context.Context, m *rtcv1alpha1.Meet
 	if equality.Semantic.DeepEqual(old, &m.Status) {
 		return nil
 	}
-	// The operator alone writes status: a merge patch needs no fresh
-	// resourceVersion, so a cache a write behind does not cost a retry.
+	// The patch carries the resourceVersion read: status decided on a stale
+	// read is refused (and retried) rather than written with a second Event.
 	base := m.DeepCopy()
 	base.Status = *old
-	if err := r.Client.Status().Patch(ctx, m, client.MergeFrom(base)); err != nil {
+	if err := r.Client.Status().Patch(ctx, m, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
