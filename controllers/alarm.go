@@ -58,6 +58,12 @@ func (a *alarms) set(key types.NamespacedName, at time.Time) {
 		return
 	}
 	d := at.Sub(a.clock.Now())
+	if d <= 0 {
+		// Already due (the clock moved on since the caller read it). Not every
+		// clock fires a timer of zero duration by itself: wake now.
+		go a.fire(key, at)
+		return
+	}
 	t := a.clock.AfterFunc(d, func() { a.fire(key, at) })
 	a.timers[key] = alarm{at: at, timer: t}
 }
