@@ -41,6 +41,10 @@ type Config struct {
 	// TURNPublicIP is the address of TURN relay candidates; when empty each
 	// TURN pod announces its pod IP.
 	TURNPublicIP string
+	// TURNAllowPeers are CIDRs or IPs the TURN servers may relay to although
+	// their default policy refuses private ranges: in a cluster, the pod
+	// network, so that relayed clients reach the SFU pods.
+	TURNAllowPeers []string
 	// SFUResources and TURNResources are the default requests (memory also
 	// the limit) of the media containers; a Meeting may override them.
 	SFUResources  Resources
@@ -94,6 +98,11 @@ func (c Config) Validate() error {
 	}
 	if c.TURNPublicIP != "" && net.ParseIP(c.TURNPublicIP) == nil {
 		errs = append(errs, fmt.Errorf("TURN public IP %q is not an IP address", c.TURNPublicIP))
+	}
+	for _, p := range c.TURNAllowPeers {
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			errs = append(errs, fmt.Errorf("TURN allowed peer %q is neither a CIDR nor an IP address", p))
+		}
 	}
 	for name, r := range map[string]Resources{"SFU": c.SFUResources, "TURN": c.TURNResources} {
 		if r.CPU.Sign() < 0 || r.Memory.Sign() < 0 {

@@ -197,6 +197,9 @@ func RenderTURNDeployment(m *rtcv1alpha1.Meeting, cfg Config) *appsv1.Deployment
 		"--listen=:" + strconv.Itoa(TURNPort),
 		"--http-addr=:" + strconv.Itoa(TURNHealthPort),
 	}
+	for _, p := range cfg.TURNAllowPeers {
+		args = append(args, "--allow-peer="+p)
+	}
 	env := []corev1.EnvVar{secretEnv("MEETING_TURN_SECRET", m, SecretTURNKey)}
 	podIP := &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "status.podIP"}}
 	if cfg.TURNPublicIP != "" {

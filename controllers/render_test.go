@@ -143,7 +143,11 @@ func TestRenderDeployments(t *testing.T) {
 		t.Errorf("TURN without public IP: args %v env %+v", turn.Args, turn.Env)
 	}
 	cfg.TURNPublicIP = "203.0.113.9"
+	cfg.TURNAllowPeers = []string{"10.244.0.0/16", "fd00::/8"}
 	turn = RenderTURNDeployment(m, cfg).Spec.Template.Spec.Containers[0]
+	if !slices.Contains(turn.Args, "--allow-peer=10.244.0.0/16") || !slices.Contains(turn.Args, "--allow-peer=fd00::/8") {
+		t.Errorf("TURN allowed peers not passed: %v", turn.Args)
+	}
 	if !slices.Contains(turn.Args, "--relay-ip=203.0.113.9") || envFrom(turn, "MEETING_RELAY_BIND_IP") != "status.podIP" || envFrom(turn, "MEETING_RELAY_IP") != "" {
 		t.Errorf("TURN with public IP: args %v env %+v", turn.Args, turn.Env)
 	}
@@ -191,6 +195,7 @@ func TestConfigValidate(t *testing.T) {
 		"bad service type":   func(c *Config) { c.ServiceType = "ExternalName" },
 		"node port, no addr": func(c *Config) { c.ServiceType = corev1.ServiceTypeNodePort },
 		"TURN IP not an IP":  func(c *Config) { c.TURNPublicIP = "turn.example" },
+		"bad allowed peer":   func(c *Config) { c.TURNAllowPeers = []string{"10.0.0.0/33"} },
 		"negative memory":    func(c *Config) { c.SFUResources.Memory = resource.MustParse("-1Mi") },
 	} {
 		c := DefaultConfig()

@@ -71,6 +71,14 @@ func (c *operatorConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.serviceType, "service-type", c.serviceType, "type of the SFU and TURN Services: ClusterIP, NodePort or LoadBalancer")
 	fs.StringVar(&c.PublicAddress, "public-address", c.PublicAddress, "address clients reach the nodes on (required for NodePort; the SFU announces it when it is an IP)")
 	fs.StringVar(&c.TURNPublicIP, "turn-public-ip", c.TURNPublicIP, "address of TURN relay candidates (default: each TURN pod's IP)")
+	fs.Func("turn-allow-peer", "CIDR or IP the TURN servers may relay to although private (repeatable or comma-separated): the pod network, so relayed clients reach the SFU pods", func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.TURNAllowPeers = append(c.TURNAllowPeers, p)
+			}
+		}
+		return nil
+	})
 	fs.Var(&c.sfuCPU, "sfu-cpu", "CPU request of an SFU container")
 	fs.Var(&c.sfuMemory, "sfu-memory", "memory request and limit of an SFU container")
 	fs.Var(&c.turnCPU, "turn-cpu", "CPU request of a TURN container")
