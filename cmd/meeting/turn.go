@@ -44,6 +44,7 @@ type turnFlags struct {
 	httpAddr string
 	tlsCert  string
 	tlsKey   string
+	adapt    bool
 	log      logFlags
 }
 
@@ -64,6 +65,7 @@ func (f *turnFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate for TURN over TLS (with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key for TURN over TLS")
 	fs.StringVar(&f.cfg.TLSListen, "tls-listen", f.cfg.TLSListen, "host:port of the TLS listener, used with --tls-cert")
+	fs.BoolVar(&f.adapt, "adaptive-procs", true, "run one Go P while relaying takes under ~0.7 core and all of them above (ignored when GOMAXPROCS is set)")
 	f.log.register(fs, "json")
 }
 
@@ -176,6 +178,11 @@ func runTURN(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		_ = httpLn.Close()
 		return fmt.Errorf("turn: %w", err)
+	}
+	if f.adapt && os.Getenv("GOMAXPROCS") == "" {
+		procsCtx, stopProcs := context.WithCancel(ctx)
+		defer stopProcs()
+		go turn.DefaultProcs(log).Run(procsCtx)
 	}
 	var ready atomic.Bool
 	ready.Store(true)

@@ -124,7 +124,7 @@ func (r *relays) AllocatePacketConn(network string, requestedPort int) (net.Pack
 	r.quotas.opened(key)
 	r.metrics.allocations.Inc()
 	r.metrics.allocationsTotal.Inc()
-	return &relayConn{PacketConn: conn, key: key, relays: r}, addr, nil
+	return &relayConn{PacketConn: newRawUDP(conn), key: key, relays: r}, addr, nil
 }
 
 func (r *relays) AllocateConn(network string, requestedPort int) (net.Conn, net.Addr, error) {

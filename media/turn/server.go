@@ -178,7 +178,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	for _, u := range s.udp {
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, pionturn.PacketConnConfig{
-			PacketConn:            &packetConn{PacketConn: u, guard: g, log: cfg.Logger},
+			PacketConn:            &packetConn{PacketConn: newRawUDP(u), guard: g, log: cfg.Logger},
 			RelayAddressGenerator: gen,
 			PermissionHandler:     permit,
 		})

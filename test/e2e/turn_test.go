@@ -20,7 +20,7 @@ func TestTURNRelaysCoturnClient(t *testing.T) {
 	// uclient gives every client the same user, so the per-user quota is lifted.
 	d, port, httpAddr := meetingTURN(t, turnBin(t), secret, "--user-quota", "0")
 
-	peerPort := freeUDPPort(t)
+	peerPort := turnFreeUDPPort(t)
 	startDaemon(t, nil, needTool(t, "turnutils_peer"), "-L", "127.0.0.1", "-p", peerPort)
 
 	for _, tc := range []struct {
@@ -80,14 +80,43 @@ func runUclientRaw(t *testing.T, args ...string) string {
 	return d.out.String()
 }
 
-func freeUDPPort(t *testing.T) string {
+// turnFreeUDPPort returns a UDP (and, most likely, TCP) port free right now.
+func turnFreeUDPPort(t testing.TB) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	for {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		_ = pc.Close()
+		if l, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			_ = l.Close()
+			return strconv.Itoa(port)
+		}
+	}
+}
+
+// waitUDPServer waits until a STUN Binding request to port is answered.
+func waitUDPServer(t testing.TB, port string) {
+	t.Helper()
+	conn, err := net.Dial("udp4", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = pc.Close() }()
-	return strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
+	defer func() { _ = conn.Close() }()
+	// A Binding request: type 0x0001, length 0, magic cookie, transaction ID.
+	req := []byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	buf := make([]byte, 1500)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		_, _ = conn.Write(req)
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if n, err := conn.Read(buf); err == nil && n >= 20 {
+			return
+		}
+	}
+	t.Fatalf("no STUN answer on 127.0.0.1:%s", port)
 }
 
 func relayedToPeer(t *testing.T, httpAddr string) float64 {
