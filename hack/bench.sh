@@ -24,3 +24,11 @@ CGO_ENABLED=0 go build -o "$op_bin" ./cmd/meeting
 MEETING_BIN="$op_bin" go test -run '^$' -bench 'BenchmarkScheduleLag' -benchtime 1x -timeout 20m ./controllers/ \
   | grep -E '^(schedule|creation|due|operator|targets|Benchmark|ok|FAIL|---)|_test.go'
 rm -rf "$(dirname "$op_bin")"
+
+log "TURN: CPU µs per relayed message and loss, meeting turn vs coturn's turnserver, both driven by turnutils_uclient at ~10k messages/s (CPU of each server process from /proc/<pid>/stat)"
+command -v turnutils_uclient >/dev/null && command -v turnserver >/dev/null || { log "coturn is missing: run hack/test.sh first"; exit 1; }
+turn_bin=$(mktemp -d)/meeting
+CGO_ENABLED=0 go build -o "$turn_bin" ./cmd/meeting
+MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNRelay' -benchtime 1x -timeout 20m ./test/e2e/ \
+  | grep -E '^(TURN|server|meeting turn|coturn|CPU ratio|Benchmark|ok|FAIL|---)|_test.go'
+rm -rf "$(dirname "$turn_bin")"
