@@ -134,3 +134,29 @@ func TestNodePort(t *testing.T) {
 		t.Errorf("turnURIs %v", got.Status.TURNURIs)
 	}
 }
+
+// TestCreatedLate: a Meeting created after its endAt brings no media up: it
+// is Ending for what is left of the grace period, then Ended.
+func TestCreatedLate(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	clk := clocktesting.NewFakeClock(t0)
+	cfg := testConfig()
+	startManager(t, ns, clk, cfg)
+	end := t0.Add(-30 * time.Second)
+	if err := shared.client.Create(ctx, newMeeting(ns, "late", t0.Add(-time.Hour), end)); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, ns, "late", rtcv1alpha1.PhaseEnding)
+	if c := meta.FindStatusCondition(got.Status.Conditions, rtcv1alpha1.ConditionReady); c == nil || c.Reason != controllers.ReasonNotScheduled {
+		t.Errorf("Ready condition %+v", c)
+	}
+	if c := listChildren(t, ns); c.count() != 0 {
+		t.Errorf("%d children for a meeting that is over", c.count())
+	}
+	clk.SetTime(end.Add(cfg.EndGrace))
+	waitPhase(t, ns, "late", rtcv1alpha1.PhaseEnded)
+	if c := listChildren(t, ns); c.count() != 0 {
+		t.Errorf("%d children after the end", c.count())
+	}
+}

@@ -176,8 +176,12 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, err
 		}
 	case schedule.Ending:
+		// Media that runs stays for the grace period; none is started now.
 		if err := r.observe(ctx, &m, now, rtcv1alpha1.PhaseEnding); err != nil {
 			return ctrl.Result{}, err
+		}
+		if st.StartedAt == nil && !controllerutil.ContainsFinalizer(&m, rtcv1alpha1.MediaFinalizer) {
+			setAll(st, false, ReasonNotScheduled, "endAt passed before the media was brought up")
 		}
 	case schedule.Ended:
 		if err := r.teardown(ctx, &m); err != nil {
