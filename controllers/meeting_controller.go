@@ -18,14 +18,12 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	rtcv1alpha1 "meeting.dev/meeting/api/v1alpha1"
@@ -96,8 +94,10 @@ func (r *MeetingReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	workers := max(r.Workers, 1)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("meeting").
-		For(&rtcv1alpha1.Meeting{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		// Every update of a Meeting, its status included, is reconciled: status
+		// decided on a cache a step behind is put right once the cache catches
+		// up (the reconcile of an up-to-date Meeting writes nothing).
+		For(&rtcv1alpha1.Meeting{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.Secret{}).
