@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -327,7 +328,7 @@ func newKey() ([]byte, error) {
 // hash differs from want's; an unchanged object is not written. merge copies
 // what the operator owns from want onto a copy of the existing object.
 func applyObject[T client.Object](ctx context.Context, r *MeetingReconciler, m *rtcv1alpha1.Meeting, want T, cur T, merge func(cur, want T)) (T, error) {
-	kind := fmt.Sprintf("%T", want)
+	kind := kindOf(want)
 	key := client.ObjectKeyFromObject(want)
 	err := r.Client.Get(ctx, key, cur)
 	if apierrors.IsNotFound(err) {
@@ -543,7 +544,7 @@ func (r *MeetingReconciler) deleteOwned(ctx context.Context, m *rtcv1alpha1.Meet
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("get %T %s: %w", obj, name, err)
+		return fmt.Errorf("get %s %s: %w", kindOf(obj), name, err)
 	}
 	if !metav1.IsControlledBy(obj, m) {
 		return nil
@@ -551,7 +552,7 @@ func (r *MeetingReconciler) deleteOwned(ctx context.Context, m *rtcv1alpha1.Meet
 	uid := obj.GetUID()
 	err = r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid}, client.PropagationPolicy(metav1.DeletePropagationBackground))
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("delete %T %s: %w", obj, name, err)
+		return fmt.Errorf("delete %s %s: %w", kindOf(obj), name, err)
 	}
 	return nil
 }
@@ -660,4 +661,13 @@ func hasAll(have, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// kindOf names an object's Go type (Service, Deployment) for messages.
+func kindOf(obj any) string {
+	t := reflect.TypeOf(obj)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Name()
 }
