@@ -47,7 +47,9 @@ build_kubernetes() {
   log "building ${want[*]} from k8s.io/kubernetes $K8S_VERSION (cold: about 6 minutes)"
   (
     cd "$dir"
-    if [ ! -f go.mod ]; then
+    # .ready marks a module set up completely; anything less starts over.
+    if [ ! -f .ready ]; then
+      rm -f go.mod go.sum k8s.json
       go mod init meeting.dev/k8s-tools/kubernetes >&2
       # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them
       # with ./staging paths, which only count in its own build: replace each here.
@@ -61,6 +63,7 @@ build_kubernetes() {
       for m in $mods; do go mod edit -replace "$m=$m@$STAGING_VERSION"; done
       go mod edit -require "k8s.io/kubernetes@$K8S_VERSION"
       go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" >&2
+      touch .ready
     fi
     for b in "${want[@]}"; do
       go build -trimpath -ldflags "-s -w \
@@ -80,7 +83,8 @@ build_etcd() {
   log "building etcd $ETCD_VERSION"
   if ! (
     cd "$dir"
-    if [ ! -f go.mod ]; then
+    if [ ! -f .ready ]; then
+      rm -f go.mod go.sum main.go
       go mod init meeting.dev/k8s-tools/etcd >&2
       cat >main.go <<'GO'
 // Command etcd runs the etcd server (etcdmain.Main), for envtest.
@@ -95,6 +99,7 @@ import (
 func main() { etcdmain.Main(os.Args) }
 GO
       go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+      touch .ready
     fi
     go build -trimpath -ldflags "-s -w" -o "$bin/.etcd.tmp" . >&2
   ); then
