@@ -142,6 +142,7 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 	st := &m.Status
 	st.ObservedGeneration = m.Generation
 	st.Identity = m.RoomIdentity()
+	st.Participants = m.InvitedCount()
 
 	plan, err := schedule.At(
 		schedule.Window{BeginAt: m.Spec.BeginAt.Time, EndAt: m.Spec.EndAt.Time}, now,

@@ -48,8 +48,8 @@ func TestLifecycle(t *testing.T) {
 	if got.Status.NextTransitionAt == nil || !got.Status.NextTransitionAt.Time.Equal(begin.Add(-cfg.LeadTime)) {
 		t.Errorf("nextTransitionAt = %v, want %v", got.Status.NextTransitionAt, begin.Add(-cfg.LeadTime))
 	}
-	if got.Status.Identity != "room-42" {
-		t.Errorf("status identity %q", got.Status.Identity)
+	if got.Status.Identity != "room-42" || got.Status.Participants != 3 {
+		t.Errorf("status identity %q participants %d, want room-42 and 3", got.Status.Identity, got.Status.Participants)
 	}
 	if c := listChildren(t, ns); c.count() != 0 {
 		t.Fatalf("children before the lead time: %+v", c)

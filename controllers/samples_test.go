@@ -55,8 +55,14 @@ func TestSamples(t *testing.T) {
 	}
 	row := strings.Fields(lines[1])
 	if len(row) != 6 || row[0] != "design-review" || row[1] != "Scheduled" ||
-		row[2] != "2030-06-03T09:00:00Z" || row[3] != "2030-06-03T10:00:00Z" || row[4] != "8" {
+		row[2] != "2030-06-03T09:00:00Z" || row[3] != "2030-06-03T10:00:00Z" || row[4] != "4" {
 		t.Errorf("row %v", row)
+	}
+
+	// -o wide adds the room's limit.
+	out = kubectl(t, "get", "mtg", "-n", ns, "-o", "wide")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "MAX") || strings.Fields(lines[1])[5] != "8" {
+		t.Errorf("kubectl get mtg -o wide:\n%s", out)
 	}
 
 	// Applying again changes nothing.

@@ -143,6 +143,10 @@ type MeetingStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
+	// participants is how many users are invited, the creator included.
+	// +optional
+	Participants int32 `json:"participants,omitempty"`
+
 	// identity is the room identity in use (spec.identity, or the UID).
 	// +optional
 	Identity string `json:"identity,omitempty"`
@@ -183,7 +187,8 @@ type MeetingStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Begin",type=string,format=date-time,JSONPath=`.spec.beginAt`
 // +kubebuilder:printcolumn:name="End",type=string,format=date-time,JSONPath=`.spec.endAt`
-// +kubebuilder:printcolumn:name="Participants",type=integer,JSONPath=`.spec.maxParticipants`,description="maximum participants"
+// +kubebuilder:printcolumn:name="Participants",type=integer,JSONPath=`.status.participants`,description="users invited, the creator included"
+// +kubebuilder:printcolumn:name="Max",type=integer,JSONPath=`.spec.maxParticipants`,description="most participants in the room at once",priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Meeting struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -202,6 +207,15 @@ func (m *Meeting) RoomIdentity() string {
 		return m.Spec.Identity
 	}
 	return string(m.UID)
+}
+
+// InvitedCount is how many distinct users are invited, the creator included.
+func (m *Meeting) InvitedCount() int32 {
+	seen := map[string]bool{m.Spec.Creator: true}
+	for _, p := range m.Spec.Participants {
+		seen[p] = true
+	}
+	return int32(len(seen))
 }
 
 // MeetingList is a list of Meetings.
