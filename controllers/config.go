@@ -41,6 +41,9 @@ type Config struct {
 	// TURNPublicIP is the address of TURN relay candidates; when empty each
 	// TURN pod announces its pod IP.
 	TURNPublicIP string
+	// SFUAllowedOrigins are the Origin values the SFUs accept on their
+	// signalling WebSocket: the web client's origin (default same-origin only).
+	SFUAllowedOrigins []string
 	// TURNAllowPeers are CIDRs or IPs the TURN servers may relay to although
 	// their default policy refuses private ranges: in a cluster, the pod
 	// network, so that relayed clients reach the SFU pods.

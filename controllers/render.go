@@ -180,6 +180,9 @@ func RenderSFUDeployment(m *rtcv1alpha1.Meeting, cfg Config, n SFUNetwork) *apps
 	if n.PublicIP != "" {
 		args = append(args, "--public-ip="+n.PublicIP)
 	}
+	for _, o := range cfg.SFUAllowedOrigins {
+		args = append(args, "--allowed-origins="+o)
+	}
 	c := container(cfg, componentSFU, args, resources(cfg.SFUResources, m.Spec.Media.SFUResources), SFUSignalPort)
 	c.Ports = []corev1.ContainerPort{
 		{Name: "signal", ContainerPort: SFUSignalPort, Protocol: corev1.ProtocolTCP},

@@ -119,6 +119,15 @@ func TestRenderDeployments(t *testing.T) {
 			t.Errorf("SFU args %v lack %s", c.Args, a)
 		}
 	}
+	if slices.ContainsFunc(c.Args, hasPrefix("--allowed-origins")) {
+		t.Errorf("origins passed without being configured: %v", c.Args)
+	}
+	withOrigins := cfg
+	withOrigins.SFUAllowedOrigins = []string{"https://meet.example.org", "http://localhost:8080"}
+	args := RenderSFUDeployment(m, withOrigins, SFUNetwork{UDPPort: SFUICEPort}).Spec.Template.Spec.Containers[0].Args
+	if !slices.Contains(args, "--allowed-origins=https://meet.example.org") || !slices.Contains(args, "--allowed-origins=http://localhost:8080") {
+		t.Errorf("SFU origins not passed: %v", args)
+	}
 	if c.Ports[1].ContainerPort != 30082 || c.Ports[1].Protocol != corev1.ProtocolUDP {
 		t.Errorf("ICE container port %+v", c.Ports[1])
 	}
