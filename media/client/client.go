@@ -217,11 +217,22 @@ func (c *Client) closePCs() {
 	pub := c.pub
 	c.offerMu.Unlock()
 	if pub != nil {
-		_ = pub.Close()
+		_ = closePC(pub)
 	}
 	if c.sub != nil {
-		_ = c.sub.Close()
+		_ = closePC(c.sub)
 	}
+}
+
+// closePC closes pc, first letting a connection that is still connecting
+// finish for at most a second (pion/webrtc v3.3.6 has a data race between
+// Close and the ICE transport's set-up after a successful check).
+func closePC(pc *webrtc.PeerConnection) error {
+	deadline := time.Now().Add(time.Second)
+	for settling(pc) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return pc.Close()
 }
 
 // handle runs on the signalling reader for each server message.
@@ -491,3 +502,9 @@ func (quietLogger) Warn(string)           {}
 func (quietLogger) Warnf(string, ...any)  {}
 func (quietLogger) Error(string)          {}
 func (quietLogger) Errorf(string, ...any) {}
+
+// settling reports whether pc is still connecting: its ICE transport may be
+// about to be set up.
+func settling(pc *webrtc.PeerConnection) bool {
+	return pc.ConnectionState() == webrtc.PeerConnectionStateConnecting
+}

@@ -50,7 +50,14 @@ type binding struct {
 	pt    webrtc.PayloadType
 	w     webrtc.TrackLocalWriter
 	ready atomic.Bool // false until a keyframe reached this subscriber (video)
+	bound time.Time
 }
+
+// keyframeWait is how long a subscriber waiting for its first keyframe makes
+// the SFU ask the publisher for one. A subscriber whose connection never
+// comes up must not make the publisher send keyframes for ever; one that
+// connects later is served by the request made when it connects.
+const keyframeWait = 10 * time.Second
 
 func newPublishedTrack(info signal.Track, remote *webrtc.TrackRemote, pub *participant, pc *webrtc.PeerConnection, m *metrics) *publishedTrack {
 	c := remote.Codec().RTPCodecCapability
@@ -77,7 +84,7 @@ func (t *publishedTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecPara
 		if !strings.EqualFold(c.MimeType, t.codec.MimeType) {
 			continue
 		}
-		b := &binding{id: ctx.ID(), ssrc: ctx.SSRC(), pt: c.PayloadType, w: ctx.WriteStream()}
+		b := &binding{id: ctx.ID(), ssrc: ctx.SSRC(), pt: c.PayloadType, w: ctx.WriteStream(), bound: time.Now()}
 		b.ready.Store(!t.isVP8)
 		t.mu.Lock()
 		old := *t.bindings.Load()
@@ -136,23 +143,26 @@ func (t *publishedTrack) write(pkt *rtp.Packet) {
 	if t.cache != nil {
 		t.cache.put(&hdr, pkt.Payload)
 	}
-	var sent, waiting int
+	var (
+		sent, waiting int
+		now           time.Time
+	)
 	for _, b := range bs {
-		if !b.ready.Load() {
-			if !key {
-				waiting++
-				continue
+		if !b.ready.Load() && !key {
+			if now.IsZero() {
+				now = time.Now()
 			}
+			if now.Sub(b.bound) < keyframeWait {
+				waiting++
+			}
+			continue
 		}
 		h := hdr
 		h.SSRC = uint32(b.ssrc)
 		h.PayloadType = uint8(b.pt)
 		n, err := b.w.WriteRTP(&h, pkt.Payload)
 		if err != nil || n == 0 {
-			if !b.ready.Load() {
-				waiting++
-			}
-			continue
+			continue // not connected yet: the next keyframe is asked for above
 		}
 		if key && !b.ready.Load() {
 			b.ready.Store(true)

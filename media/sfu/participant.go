@@ -224,10 +224,10 @@ func (p *participant) offerLocked() error {
 	if err := p.sub.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("set offer: %w", err)
 	}
+	p.offerPending = true // from here on only an answer moves the state on
 	if err := p.waitGathered(gathered); err != nil {
 		return err
 	}
-	p.offerPending = true
 	p.send(signal.Offer{SDP: p.sub.LocalDescription().SDP})
 	return nil
 }
@@ -359,13 +359,19 @@ func (p *participant) sendChat(b []byte) {
 
 // close ends p's media; its published tracks end and leave the room.
 func (p *participant) close() {
+	p.detach()
+	p.closeMedia()
+}
+
+// detach marks p closed and unpublishes its tracks; it reports whether
+// this call did it.
+func (p *participant) detach() bool {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return
+		return false
 	}
 	p.closed = true
-	pub := p.pub
 	owned := make([]*publishedTrack, 0, len(p.owned))
 	for _, t := range p.owned {
 		owned = append(owned, t)
@@ -374,12 +380,42 @@ func (p *participant) close() {
 	for _, t := range owned {
 		p.room.unpublish(t)
 	}
+	return true
+}
+
+// closeMedia closes p's peer connections.
+func (p *participant) closeMedia() {
+	p.mu.Lock()
+	pub := p.pub
+	p.mu.Unlock()
 	if pub != nil {
-		if err := pub.Close(); err != nil {
+		if err := closePC(pub); err != nil {
 			p.log.Debug("close publish peer connection", "err", err)
 		}
 	}
-	if err := p.sub.Close(); err != nil {
+	if err := closePC(p.sub); err != nil {
 		p.log.Debug("close subscribe peer connection", "err", err)
 	}
+}
+
+// closePC closes pc, first letting a connection that is still connecting
+// finish (for at most closeWait): pion/webrtc v3.3.6 has a data race between
+// Close and the ICE transport's set-up right after its connectivity check
+// succeeds. On loopback and on real networks a live peer connects well
+// within the wait; a dead one is closed after it.
+func closePC(pc *webrtc.PeerConnection) error {
+	deadline := time.Now().Add(closeWait)
+	for settling(pc) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return pc.Close()
+}
+
+// closeWait bounds how long closePC waits for a connection to settle.
+const closeWait = time.Second
+
+// settling reports whether pc is still connecting: its ICE transport may be
+// about to be set up.
+func settling(pc *webrtc.PeerConnection) bool {
+	return pc.ConnectionState() == webrtc.PeerConnectionStateConnecting
 }

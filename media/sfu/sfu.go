@@ -305,7 +305,7 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 
 // leave takes p out of its room, removing the room when it empties.
 func (s *SFU) leave(p *participant) {
-	p.close()
+	p.detach()
 	s.mu.Lock()
 	_, empty := p.room.remove(p)
 	if empty && s.rooms[p.room.id] == p.room {
@@ -316,6 +316,7 @@ func (s *SFU) leave(p *participant) {
 	s.mu.Unlock()
 	p.room.broadcast(signal.ParticipantLeft{Participant: p.info}, p)
 	p.log.Info("left", "room", p.room.id)
+	p.closeMedia()
 }
 
 // Shutdown refuses new joins, tells every participant the server is
