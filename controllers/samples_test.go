@@ -75,3 +75,69 @@ func TestSamples(t *testing.T) {
 		t.Errorf("kubectl get meeting -o name: %q", out)
 	}
 }
+
+// TestInstallManifests applies config/ (CRD, RBAC, operator Deployment) with
+// kubectl and checks, as the operator's ServiceAccount, that the generated
+// ClusterRole grants what the operator uses and nothing more.
+func TestInstallManifests(t *testing.T) {
+	out := kubectl(t, "apply", "-k", filepath.Join(shared.env.Root, "config"))
+	for _, want := range []string{
+		"customresourcedefinition.apiextensions.k8s.io/meetings.rtc.meeting.dev",
+		"clusterrole.rbac.authorization.k8s.io/meeting-operator",
+		"deployment.apps/meeting-operator",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kubectl apply -k config/ did not mention %s:\n%s", want, out)
+		}
+	}
+	ns := newNamespace(t)
+	sa := "system:serviceaccount:meeting-system:meeting-operator"
+	for _, tt := range []struct {
+		verb, resource string
+		want           string
+	}{
+		{"watch", "meetings.rtc.meeting.dev", "yes"},
+		{"update", "meetings.rtc.meeting.dev/finalizers", "yes"},
+		{"patch", "meetings.rtc.meeting.dev/status", "yes"},
+		{"update", "meetings.rtc.meeting.dev/status", "no"},
+		{"create", "deployments.apps", "yes"},
+		{"delete", "services", "yes"},
+		{"create", "secrets", "yes"},
+		{"create", "events.events.k8s.io", "yes"},
+		{"create", "meetings.rtc.meeting.dev", "no"},
+		{"delete", "meetings.rtc.meeting.dev", "no"},
+		{"create", "pods", "no"},
+		{"get", "configmaps", "no"},
+		{"patch", "secrets", "no"},
+	} {
+		got := canI(t, sa, ns, tt.verb, tt.resource)
+		if got != tt.want {
+			t.Errorf("operator can %s %s: %s, want %s", tt.verb, tt.resource, got, tt.want)
+		}
+	}
+	if got := canI(t, sa, "meeting-system", "update", "leases.coordination.k8s.io"); got != "yes" {
+		t.Errorf("operator cannot update its leader election Lease: %s", got)
+	}
+}
+
+// canI asks the API server whether user may verb resource in ns ("yes"/"no").
+func canI(t *testing.T, user, ns, verb, resource string) string {
+	t.Helper()
+	bin, err := shared.env.Tool("kubectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--kubeconfig", shared.env.Kubeconfig, "auth", "can-i", verb, resource, "-n", ns, "--as", user}
+	if res, sub, ok := strings.Cut(resource, "/"); ok {
+		args[5] = res
+		args = append(args, "--subresource", sub)
+	}
+	cmd := exec.Command(bin, args...)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	out, _ := cmd.Output() // exit status 1 means "no"
+	if errb.Len() > 0 {
+		t.Logf("kubectl %s: %s", strings.Join(args[2:], " "), errb.String())
+	}
+	return strings.TrimSpace(string(out))
+}
