@@ -160,3 +160,52 @@ func TestCreatedLate(t *testing.T) {
 		t.Errorf("%d children after the end", c.count())
 	}
 }
+
+// TestLoadBalancer: the SFU waits for its load balancer's address, announces
+// it, and status names it.
+func TestLoadBalancer(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	cfg := testConfig()
+	cfg.ServiceType = corev1.ServiceTypeLoadBalancer
+	startManager(t, ns, clocktesting.NewFakeClock(t0), cfg)
+	if err := shared.client.Create(ctx, newMeeting(ns, "lb", t0, t0.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPhase(t, ns, "lb", rtcv1alpha1.PhaseStarting)
+	eventually(t, "waiting for the address", func() error {
+		got = getMeeting(t, ns, "lb")
+		c := meta.FindStatusCondition(got.Status.Conditions, rtcv1alpha1.ConditionSFUAvailable)
+		if c == nil || c.Reason != controllers.ReasonAddressWait {
+			return fmt.Errorf("SFU condition %+v", c)
+		}
+		return nil
+	})
+	var d appsv1.Deployment
+	if err := shared.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "lb-sfu"}, &d); err == nil {
+		t.Fatal("SFU deployment created before its address is known")
+	}
+	for name, ip := range map[string]string{"lb-sfu": "127.0.0.11", "lb-turn": "127.0.0.12"} {
+		eventually(t, "load balancer address of "+name, func() error {
+			var s corev1.Service
+			if err := shared.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
+				return err
+			}
+			s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+			return shared.client.Status().Update(ctx, &s)
+		})
+	}
+	eventually(t, "SFU deployment", func() error {
+		return shared.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "lb-sfu"}, &d)
+	})
+	if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--public-ip=127.0.0.11") || !slices.Contains(args, "--udp-port=7882") {
+		t.Errorf("SFU args %v", args)
+	}
+	markAvailable(t, ns, "lb-sfu")
+	markAvailable(t, ns, "lb-turn")
+	got = waitPhase(t, ns, "lb", rtcv1alpha1.PhaseRunning)
+	if got.Status.SignalURL != "ws://127.0.0.11:7880/ws" || !slices.Equal(got.Status.TURNURIs,
+		[]string{"turn:127.0.0.12:3478?transport=udp", "turn:127.0.0.12:3478?transport=tcp"}) {
+		t.Errorf("endpoints %q %v", got.Status.SignalURL, got.Status.TURNURIs)
+	}
+}

@@ -412,6 +412,10 @@ func (r *MeetingReconciler) observe(ctx context.Context, m *rtcv1alpha1.Meeting,
 		return err
 	}
 	sfuOK, sfuReason, sfuMsg := available(sfuDep)
+	if _, known := SFUNetworkFor(r.Config, sfuSvc); sfuDep == nil && sfuSvc != nil && !known {
+		// The SFU must announce an address that is not allocated yet.
+		sfuReason, sfuMsg = ReasonAddressWait, fmt.Sprintf("Service %s has no %s address yet; the SFU starts once it has", sfuSvc.Name, r.Config.ServiceType)
+	}
 	setCond(st, rtcv1alpha1.ConditionSFUAvailable, sfuOK, sfuReason, sfuMsg)
 
 	turnOK, turnReason, turnMsg := true, ReasonDisabled, "the meeting runs without TURN"
