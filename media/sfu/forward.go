@@ -138,8 +138,9 @@ func (t *publishedTrack) write(pkt *rtp.Packet) {
 	}
 	key := t.isVP8 && vp8.IsKeyframeStart(pkt.Payload)
 	hdr := pkt.Header
-	hdr.Extension = false
+	hdr.Extension = false // the publisher's extension ids mean nothing to subscribers
 	hdr.Extensions = nil
+	hdr.Padding = false // Unmarshal took the padding off the payload; padding-only probes go on empty
 	if t.cache != nil {
 		t.cache.put(&hdr, pkt.Payload)
 	}
