@@ -13,7 +13,7 @@ log "SFU: CPU µs per forwarded packet (getrusage of the SFU process; load from 
 sfu_bin=$(mktemp -d)/meeting
 go build -o "$sfu_bin" ./cmd/meeting
 MEETING_BIN="$sfu_bin" go test -run '^$' -bench 'BenchmarkForward|BenchmarkFloor' -benchtime 1x -timeout 20m ./media/sfu/ 2>/dev/null \
-  | grep -E '^(SFU|floor|Benchmark|ok|FAIL|---)'
+  | grep -E '^(SFU|floor|Benchmark|ok|FAIL|---)|_test.go'
 rm -rf "$(dirname "$sfu_bin")"
 
 log "operator: 1,000 Meetings due 10 a second on envtest (the built binary as the operator, its own process); lag of the children behind beginAt - lead (p50/p99), reconciles/s, operator peak RSS"
