@@ -194,6 +194,9 @@ func runScheduleBench(b *testing.B, bin string) {
 	fmt.Printf("creation burst: %d meetings created in %s, all Scheduled after %s: %d reconciles, %.0f reconciles/s\n",
 		benchMeetings, created.Round(time.Millisecond), burst.Round(time.Millisecond), burstReconciles, float64(burstReconciles)/burst.Seconds())
 	fmt.Printf("due window: %d reconciles in %s, %.1f reconciles/s\n", winReconciles, winDur.Round(time.Millisecond), float64(winReconciles)/winDur.Seconds())
+	if n, sum := op.histogram(b, "meeting_media_start_lag_seconds"); n > 0 {
+		fmt.Printf("operator's own meeting_media_start_lag_seconds: %d starts, mean %s\n", int(n), time.Duration(sum/n*float64(time.Second)).Round(time.Microsecond))
+	}
 	fmt.Printf("operator peak RSS (VmHWM): %.1f MiB\n", float64(rss)/(1<<20))
 	fmt.Printf("targets: p99 <= 1s: %v; peak RSS <= 150 MiB: %v\n", p(0.99) <= time.Second, rss <= 150<<20)
 }
@@ -317,6 +320,32 @@ func (op *operatorProc) reconciles(b *testing.B) int {
 		total += int(v)
 	}
 	return total
+}
+
+// histogram returns the count and sum of one of the operator's histograms.
+func (op *operatorProc) histogram(b *testing.B, name string) (count, sum float64) {
+	b.Helper()
+	body, err := op.scrape()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case name + "_count":
+			count = v
+		case name + "_sum":
+			sum = v
+		}
+	}
+	return count, sum
 }
 
 // peakRSS is the operator process's peak resident set (VmHWM).

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -72,8 +73,11 @@ type MeetingReconciler struct {
 	Config Config
 	// Workers is the number of Meetings reconciled at once (default 1).
 	Workers int
+	// Metrics registers the operator's metrics; nil keeps them unregistered.
+	Metrics prometheus.Registerer
 
-	alarms *alarms
+	alarms  *alarms
+	metrics *metrics
 }
 
 // SetupWithManager registers the reconciler, its watches and its alarms.
@@ -84,6 +88,11 @@ func (r *MeetingReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil || r.APIReader == nil || r.Clock == nil || r.Recorder == nil {
 		return errors.New("meeting controller: Client, APIReader, Clock and Recorder are required")
 	}
+	m, err := newMetrics(r.Metrics)
+	if err != nil {
+		return err
+	}
+	r.metrics = m
 	r.alarms = newAlarms(r.Clock)
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		<-ctx.Done()
@@ -173,7 +182,7 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 		setAll(st, false, ReasonNotScheduled, "the media comes up at "+plan.StartAt.UTC().Format(time.RFC3339))
 	case schedule.Starting:
 		st.EndedAt = nil
-		result, err = r.run(ctx, &m, now)
+		result, err = r.run(ctx, &m, now, plan.StartAt)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -203,8 +212,9 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 
 // run ensures the children of a Meeting whose media is due and reads their
 // state into status.
-func (r *MeetingReconciler) run(ctx context.Context, m *rtcv1alpha1.Meeting, now time.Time) (ctrl.Result, error) {
-	if controllerutil.AddFinalizer(m, rtcv1alpha1.MediaFinalizer) {
+func (r *MeetingReconciler) run(ctx context.Context, m *rtcv1alpha1.Meeting, now, due time.Time) (ctrl.Result, error) {
+	first := controllerutil.AddFinalizer(m, rtcv1alpha1.MediaFinalizer)
+	if first {
 		status := m.Status.DeepCopy()
 		if err := r.Client.Update(ctx, m); err != nil {
 			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
@@ -219,6 +229,10 @@ func (r *MeetingReconciler) run(ctx context.Context, m *rtcv1alpha1.Meeting, now
 			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
 		return ctrl.Result{}, err
+	}
+	if first {
+		// The media of this window was brought up just now.
+		r.metrics.startLag.Observe(now.Sub(due).Seconds())
 	}
 	return ctrl.Result{}, r.observe(ctx, m, now, rtcv1alpha1.PhaseStarting)
 }
@@ -579,6 +593,7 @@ func (r *MeetingReconciler) writeStatus(ctx context.Context, m *rtcv1alpha1.Meet
 		return fmt.Errorf("update status: %w", err)
 	}
 	if old.Phase != m.Status.Phase {
+		r.metrics.transitions.WithLabelValues(string(m.Status.Phase)).Inc()
 		logf.FromContext(ctx).Info("phase changed", "from", old.Phase, "to", m.Status.Phase)
 		typ, note := corev1.EventTypeNormal, phaseNote(m)
 		if m.Status.Phase == rtcv1alpha1.PhaseFailed {

@@ -82,6 +82,13 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("Ready condition while starting: %+v", c)
 	}
 	waitEvent(t, ns, "sync", "Starting")
+	// The fake clock stood exactly at beginAt − lead: one start, lag zero.
+	if n, sum := mgr.metric(t, "meeting_media_start_lag_seconds"); n != 1 || sum != 0 {
+		t.Errorf("start lag histogram: %v samples, sum %v; want 1 and 0", n, sum)
+	}
+	if n, _ := mgr.metric(t, "meeting_phase_transitions_total", "phase", "Starting"); n != 1 {
+		t.Errorf("transitions to Starting: %v", n)
+	}
 
 	// Deployments become available: Running, with endpoints.
 	markAvailable(t, ns, "sync-sfu")

@@ -3,6 +3,7 @@ package controllers
 import (
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -57,9 +58,11 @@ func CacheOptions(namespaces ...string) (cache.Options, error) {
 }
 
 // Setup registers a Meeting reconciler with the manager, using its client,
-// uncached reader and event recorder, and the given clock.
-func Setup(mgr ctrl.Manager, cfg Config, clk clock.WithDelayedExecution, workers int) error {
+// uncached reader and event recorder, and the given clock. reg receives the
+// operator's metrics (controller-runtime's metrics.Registry in the operator).
+func Setup(mgr ctrl.Manager, cfg Config, clk clock.WithDelayedExecution, workers int, reg prometheus.Registerer) error {
 	r := &MeetingReconciler{
+		Metrics:   reg,
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Clock:     clk,

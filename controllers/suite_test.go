@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -98,9 +99,10 @@ func newNamespace(t *testing.T) string {
 
 // runningManager is a manager running the real Meeting controller.
 type runningManager struct {
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
+	metrics *prometheus.Registry
+	cancel  context.CancelFunc
+	done    chan error
+	once    sync.Once
 }
 
 // startManager starts a manager for one namespace on the given clock.
@@ -122,11 +124,12 @@ func startManager(t *testing.T, ns string, clk *clocktesting.FakeClock, cfg cont
 	if err != nil {
 		t.Fatalf("new manager: %v", err)
 	}
-	if err := controllers.Setup(mgr, cfg, clk, 2); err != nil {
+	reg := prometheus.NewRegistry()
+	if err := controllers.Setup(mgr, cfg, clk, 2, reg); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rm := &runningManager{cancel: cancel, done: make(chan error, 1)}
+	rm := &runningManager{metrics: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { rm.done <- mgr.Start(ctx) }()
 	t.Cleanup(func() { rm.stop(t) })
 	return rm
@@ -294,4 +297,38 @@ func testLogger(t *testing.T) logr.Logger {
 		return logr.Discard()
 	}
 	return logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).WithName(t.Name())
+}
+
+// metric returns the value of a counter, or the count and sum of a
+// histogram, from the manager's registry (labels as name=value pairs).
+func (rm *runningManager) metric(t *testing.T, name string, labels ...string) (count, sum float64) {
+	t.Helper()
+	families, err := rm.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			if h := m.GetHistogram(); h != nil {
+				return float64(h.GetSampleCount()), h.GetSampleSum()
+			}
+			return m.GetCounter().GetValue(), 0
+		}
+	}
+	return 0, 0
 }

@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"meeting.dev/meeting/controllers"
@@ -203,7 +204,7 @@ func runOperator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
 	}
-	if err := controllers.Setup(mgr, cfg.Config, clock.RealClock{}, cfg.workers); err != nil {
+	if err := controllers.Setup(mgr, cfg.Config, clock.RealClock{}, cfg.workers, ctrlmetrics.Registry); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
