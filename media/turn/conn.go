@@ -6,27 +6,37 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	pionturn "github.com/pion/turn/v2"
 )
 
 // packetConn is a client-facing UDP socket with the guard in front of pion.
+// ChannelData on channels pion has bound goes straight to the relay socket.
 type packetConn struct {
 	net.PacketConn
-	guard *guard
-	log   *slog.Logger
+	guard    *guard
+	channels *channels
+	log      *slog.Logger
 }
 
 // ReadFrom returns the next datagram pion should handle; the guard's own
-// refusals are answered here and not returned.
+// refusals are answered here and ChannelData relayed, and neither is returned.
 func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil {
 			return n, addr, err
 		}
-		reply := c.guard.inbound(p[:n], "udp", c.PacketConn.LocalAddr(), addr)
+		b := p[:n]
+		if n >= 4 && b[0]&0xc0 == 0x40 && c.channels.relay(b, addr) {
+			continue
+		}
+		reply := c.guard.inbound(b, "udp", c.PacketConn.LocalAddr(), addr)
 		if reply == nil {
+			if t, ok := stunType(b); ok && t == channelBindRequest {
+				c.channels.request(b, c.PacketConn.LocalAddr(), addr)
+			}
 			return n, addr, nil
 		}
 		if _, err := c.PacketConn.WriteTo(reply, addr); err != nil {
@@ -35,9 +45,13 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-// WriteTo sends pion's datagram, letting the guard see Allocate answers.
+// WriteTo sends pion's datagram, letting the guard see Allocate answers and
+// the channel table ChannelBind answers.
 func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	c.guard.outbound(p)
+	if t, ok := stunType(p); ok && (t == channelBindSuccess || t == channelBindError) {
+		c.channels.answered(p, t)
+	}
 	return c.PacketConn.WriteTo(p, addr)
 }
 
@@ -121,10 +135,11 @@ func (r *relays) AllocatePacketConn(network string, requestedPort int) (net.Pack
 		return nil, nil, fmt.Errorf("open relay socket: unexpected address %v", addr)
 	}
 	key := relayKey(udp.IP, udp.Port)
-	r.quotas.opened(key)
+	rc := &relayConn{PacketConn: newRawUDP(conn), key: key, relays: r}
+	r.quotas.opened(key, rc)
 	r.metrics.allocations.Inc()
 	r.metrics.allocationsTotal.Inc()
-	return &relayConn{PacketConn: newRawUDP(conn), key: key, relays: r}, addr, nil
+	return rc, addr, nil
 }
 
 func (r *relays) AllocateConn(network string, requestedPort int) (net.Conn, net.Addr, error) {
@@ -137,6 +152,7 @@ type relayConn struct {
 	key    string
 	relays *relays
 	once   sync.Once
+	closed atomic.Bool
 }
 
 // ReadFrom reads what a peer sends to the client.
@@ -161,6 +177,7 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 func (c *relayConn) Close() error {
 	c.once.Do(func() {
+		c.closed.Store(true)
 		c.relays.quotas.closed(c.key)
 		c.relays.metrics.allocations.Dec()
 	})

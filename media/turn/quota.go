@@ -36,6 +36,7 @@ type reservation struct {
 type relayEntry struct {
 	bound       bool // counted for user
 	user, tuple string
+	conn        *relayConn
 }
 
 func newQuotas(perUser, total int, now func() time.Time) *quotas {
@@ -97,10 +98,20 @@ func (q *quotas) releaseLocked(user string) {
 }
 
 // opened records a relay socket pion is about to use for an allocation.
-func (q *quotas) opened(relay string) {
+func (q *quotas) opened(relay string, conn *relayConn) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.relays[relay] = &relayEntry{}
+	q.relays[relay] = &relayEntry{conn: conn}
+}
+
+// relayOf returns the relay socket of the allocation of a client 5-tuple.
+func (q *quotas) relayOf(tuple string) *relayConn {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if e, ok := q.relays[q.tuples[tuple]]; ok {
+		return e.conn
+	}
+	return nil
 }
 
 // confirmed binds the reservation of transaction tx to the allocation at
@@ -118,7 +129,7 @@ func (q *quotas) confirmed(tx [12]byte, relay string) {
 		q.releaseLocked(r.user) // the allocation is already gone
 		return
 	}
-	*e = relayEntry{bound: true, user: r.user, tuple: r.tuple}
+	*e = relayEntry{bound: true, user: r.user, tuple: r.tuple, conn: e.conn}
 	q.tuples[r.tuple] = relay
 }
 

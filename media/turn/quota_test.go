@@ -27,7 +27,7 @@ func TestQuotasPerUser(t *testing.T) {
 		t.Fatalf("another user: %v", err)
 	}
 	// tx 1 succeeds, tx 2 fails: one slot of alice frees.
-	q.opened("127.0.0.1:50000")
+	q.opened("127.0.0.1:50000", nil)
 	q.confirmed(tx(1), "127.0.0.1:50000")
 	q.refused(tx(2))
 	if u, total := q.usage("alice"); u != 1 || total != 2 {
@@ -78,7 +78,7 @@ func TestQuotasSuccessAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The socket closed before its success answer was seen: nothing stays held.
-	q.opened("r")
+	q.opened("r", nil)
 	q.closed("r")
 	q.confirmed(tx(1), "r")
 	if u, total := q.usage("u"); u != 0 || total != 0 {

@@ -115,6 +115,7 @@ type Server struct {
 	tcp     net.Listener
 	tls     net.Listener
 	quotas  *quotas
+	chans   []*channels // one per UDP socket
 	log     *slog.Logger
 	closing sync.Once
 	err     error
@@ -177,8 +178,10 @@ func New(cfg Config) (*Server, error) {
 		LoggerFactory: pionLogs{log: cfg.Logger},
 	}
 	for _, u := range s.udp {
+		ch := newChannels(s.quotas, cfg.Now)
+		s.chans = append(s.chans, ch)
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, pionturn.PacketConnConfig{
-			PacketConn:            &packetConn{PacketConn: newRawUDP(u), guard: g, log: cfg.Logger},
+			PacketConn:            &packetConn{PacketConn: newRawUDP(u), guard: g, channels: ch, log: cfg.Logger},
 			RelayAddressGenerator: gen,
 			PermissionHandler:     permit,
 		})

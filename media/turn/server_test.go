@@ -170,6 +170,11 @@ func TestRelayWithEphemeralCredentials(t *testing.T) {
 	for _, relay := range relays {
 		relayRoundTrips(t, relay, peer, 20)
 	}
+	// pion's client binds a channel after its first datagrams; from then on
+	// ChannelData takes the fast path, which the echoes above went through.
+	if n := boundChannels(s); n != clients {
+		t.Errorf("%d channel bindings mirrored, want one per client (%d)", n, clients)
+	}
 	if got := metricValue(t, reg, "meeting_turn_allocations", "", ""); got != clients {
 		t.Errorf("allocations gauge = %v, want %d", got, clients)
 	}
@@ -324,6 +329,16 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: Validate passed", name)
 		}
 	}
+}
+
+func boundChannels(s *Server) int {
+	n := 0
+	for _, ch := range s.chans {
+		ch.mu.RLock()
+		n += len(ch.bound)
+		ch.mu.RUnlock()
+	}
+	return n
 }
 
 func eventually(t *testing.T, cond func() bool, what string) {
