@@ -21,9 +21,9 @@ import (
 // roles and the REST API).
 const (
 	// SecretTokenKey holds the HMAC-SHA256 key of the room's join tokens.
-	SecretTokenKey = "token-key"
+	SecretTokenKey = rtcv1alpha1.SecretTokenKey
 	// SecretTURNKey holds the room's TURN REST API shared secret.
-	SecretTURNKey = "turn-secret"
+	SecretTURNKey = rtcv1alpha1.SecretTURNKey
 	// HashAnnotation records the hash of the rendered object, so an unchanged
 	// object is never written again.
 	HashAnnotation = rtcv1alpha1.Group + "/spec-hash"
@@ -35,7 +35,7 @@ const (
 )
 
 // SecretName, SFUName and TURNName name a Meeting's children.
-func SecretName(meeting string) string { return meeting + "-media" }
+func SecretName(meeting string) string { return rtcv1alpha1.MediaSecretName(meeting) }
 
 // SFUName names the SFU Deployment and Service of a Meeting.
 func SFUName(meeting string) string { return meeting + "-sfu" }

@@ -13,6 +13,19 @@ const (
 	MediaFinalizer = Group + "/media"
 )
 
+// The room's Secret, which the operator creates as MediaSecretName(meeting)
+// in the Meeting's namespace. Each value is 32 random bytes, hex-encoded (64
+// characters); the text itself is the key, used byte for byte.
+const (
+	// SecretTokenKey holds the HMAC-SHA256 key of the room's join tokens.
+	SecretTokenKey = "token-key"
+	// SecretTURNKey holds the room's TURN REST API shared secret.
+	SecretTURNKey = "turn-secret"
+)
+
+// MediaSecretName names the room Secret of the Meeting called meeting.
+func MediaSecretName(meeting string) string { return meeting + "-media" }
+
 // Phase is where a Meeting is in its life.
 // +kubebuilder:validation:Enum=Scheduled;Starting;Running;Ending;Ended;Failed
 type Phase string
