@@ -25,12 +25,14 @@ const maxPendingBinds = 10000
 
 // channels mirrors, for one client-facing UDP socket, the channel bindings
 // pion has granted, so that ChannelData from clients (the bulk of relayed
-// traffic) goes straight to the relay socket instead of through pion's
-// per-datagram request handling. A binding enters the table only when pion
+// traffic) goes straight to the relay socket, and datagrams from bound peers
+// straight back to the client as ChannelData (see relayConn.forward),
+// instead of through pion's per-datagram handling. A binding enters the table only when pion
 // answers its ChannelBind with success; anything the table does not know
 // (unbound, expired, or an allocation that has ended) goes to pion as before.
 type channels struct {
 	quotas *quotas
+	sock   net.PacketConn // the client-facing socket, for ChannelData to clients
 	now    func() time.Time
 
 	mu      sync.RWMutex
@@ -50,14 +52,15 @@ type channelEntry struct {
 }
 
 type pendingBind struct {
-	key   channelKey
-	peer  *net.UDPAddr
-	tuple string
+	key    channelKey
+	client net.Addr
+	peer   *net.UDPAddr
+	tuple  string
 }
 
-func newChannels(q *quotas, now func() time.Time) *channels {
+func newChannels(q *quotas, sock net.PacketConn, now func() time.Time) *channels {
 	return &channels{
-		quotas: q, now: now,
+		quotas: q, sock: sock, now: now,
 		bound:   map[channelKey]channelEntry{},
 		pending: map[[stun.TransactionIDSize]byte]pendingBind{},
 	}
@@ -96,9 +99,10 @@ func (t *channels) request(b []byte, local, remote net.Addr) {
 		clear(t.pending)
 	}
 	t.pending[m.TransactionID] = pendingBind{
-		key:   channelKey{client: client, number: binary.BigEndian.Uint16(num)},
-		peer:  &net.UDPAddr{IP: peer.IP, Port: peer.Port},
-		tuple: tuple("udp", local, remote),
+		key:    channelKey{client: client, number: binary.BigEndian.Uint16(num)},
+		client: remote,
+		peer:   &net.UDPAddr{IP: peer.IP, Port: peer.Port},
+		tuple:  tuple("udp", local, remote),
 	}
 }
 
@@ -119,9 +123,13 @@ func (t *channels) answered(b []byte, typ uint16) {
 	if relay == nil {
 		return
 	}
+	expires := t.now().Add(channelLifetime)
+	if peer, ok := clientAddrPort(p.peer); ok {
+		relay.bind(peer, peerBinding{sock: t.sock, client: p.client, number: p.key.number, expires: expires})
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.bound[p.key] = channelEntry{relay: relay, peer: p.peer, expires: t.now().Add(channelLifetime)}
+	t.bound[p.key] = channelEntry{relay: relay, peer: p.peer, expires: expires}
 }
 
 // relay sends a ChannelData datagram from client out of its allocation's

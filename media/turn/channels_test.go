@@ -30,7 +30,7 @@ func TestChannelsFallBackToPion(t *testing.T) {
 	}
 	relay := &relayConn{PacketConn: newRawUDP(sock), key: "k", relays: &relays{quotas: newQuotas(0, 0, time.Now), metrics: m}}
 	defer func() { _ = relay.Close() }()
-	ch := newChannels(newQuotas(0, 0, time.Now), func() time.Time { return now })
+	ch := newChannels(newQuotas(0, 0, time.Now), nil, func() time.Time { return now })
 	client := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 	key := channelKey{client: netip.MustParseAddrPort("127.0.0.1:40000"), number: 0x4001}
 	ch.bound[key] = channelEntry{relay: relay, peer: peer.LocalAddr().(*net.UDPAddr), expires: now.Add(time.Minute)}

@@ -1,12 +1,15 @@
 package turn
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	pionturn "github.com/pion/turn/v2"
 )
@@ -115,6 +118,7 @@ type relays struct {
 	next    pionturn.RelayAddressGenerator
 	quotas  *quotas
 	metrics *metrics
+	now     func() time.Time
 }
 
 func (r *relays) Validate() error {
@@ -153,16 +157,77 @@ type relayConn struct {
 	relays *relays
 	once   sync.Once
 	closed atomic.Bool
+
+	mu    sync.RWMutex
+	binds map[netip.AddrPort]peerBinding // peers bound to a channel, see channels
+	out   []byte                         // ChannelData being sent; only ReadFrom's goroutine uses it
 }
 
-// ReadFrom reads what a peer sends to the client.
+// peerBinding is where datagrams from a peer bound to a channel go.
+type peerBinding struct {
+	sock    net.PacketConn // the client-facing socket of the allocation
+	client  net.Addr
+	number  uint16
+	expires time.Time
+}
+
+// bind records that datagrams from peer go to the client on a channel.
+func (c *relayConn) bind(peer netip.AddrPort, b peerBinding) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.binds == nil {
+		c.binds = map[netip.AddrPort]peerBinding{}
+	}
+	c.binds[peer] = b
+}
+
+// ReadFrom reads what a peer sends to the client. Datagrams from peers
+// bound to a channel are sent to the client as ChannelData here; the rest
+// go to pion.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, addr, err := c.PacketConn.ReadFrom(p)
-	if err == nil {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
 		c.relays.metrics.toClientPackets.Inc()
 		c.relays.metrics.toClientBytes.Add(float64(n))
+		if !c.forward(p[:n], addr) {
+			return n, addr, nil
+		}
 	}
-	return n, addr, err
+}
+
+// forward sends a peer's datagram to the client on the peer's channel,
+// reporting false when pion should handle it instead.
+func (c *relayConn) forward(data []byte, from net.Addr) bool {
+	ap, ok := clientAddrPort(from)
+	if !ok {
+		return false
+	}
+	c.mu.RLock()
+	b, ok := c.binds[ap]
+	c.mu.RUnlock()
+	if !ok {
+		return false
+	}
+	if c.relays.now().After(b.expires) {
+		c.mu.Lock()
+		if cur, ok := c.binds[ap]; ok && cur == b {
+			delete(c.binds, ap)
+		}
+		c.mu.Unlock()
+		return false
+	}
+	if cap(c.out) < 4+len(data) {
+		c.out = make([]byte, 4+max(len(data), 1500))
+	}
+	out := c.out[:4+len(data)]
+	binary.BigEndian.PutUint16(out[0:2], b.number)
+	binary.BigEndian.PutUint16(out[2:4], uint16(len(data)))
+	copy(out[4:], data)
+	_, _ = b.sock.WriteTo(out, b.client) // as pion: a datagram that cannot be sent is dropped
+	return true
 }
 
 // WriteTo sends what the client relays to a peer.

@@ -158,7 +158,7 @@ func New(cfg Config) (*Server, error) {
 			MaxPort:      uint16(cfg.RelayPortMax),
 			MaxRetries:   50,
 		},
-		quotas: s.quotas, metrics: m,
+		quotas: s.quotas, metrics: m, now: cfg.Now,
 	}
 	permit := func(client net.Addr, peer net.IP) bool {
 		if policy.allowedIP(peer) {
@@ -178,10 +178,11 @@ func New(cfg Config) (*Server, error) {
 		LoggerFactory: pionLogs{log: cfg.Logger},
 	}
 	for _, u := range s.udp {
-		ch := newChannels(s.quotas, cfg.Now)
+		raw := newRawUDP(u)
+		ch := newChannels(s.quotas, raw, cfg.Now)
 		s.chans = append(s.chans, ch)
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, pionturn.PacketConnConfig{
-			PacketConn:            &packetConn{PacketConn: newRawUDP(u), guard: g, channels: ch, log: cfg.Logger},
+			PacketConn:            &packetConn{PacketConn: raw, guard: g, channels: ch, log: cfg.Logger},
 			RelayAddressGenerator: gen,
 			PermissionHandler:     permit,
 		})

@@ -175,17 +175,20 @@ func TestRelayWithEphemeralCredentials(t *testing.T) {
 	if n := boundChannels(s); n != clients {
 		t.Errorf("%d channel bindings mirrored, want one per client (%d)", n, clients)
 	}
+	if n := boundPeers(s); n != clients {
+		t.Errorf("%d peer bindings on relay sockets, want one per client (%d)", n, clients)
+	}
 	if got := metricValue(t, reg, "meeting_turn_allocations", "", ""); got != clients {
 		t.Errorf("allocations gauge = %v, want %d", got, clients)
 	}
 	if got := s.Allocations(); got != clients {
 		t.Errorf("Allocations() = %d, want %d", got, clients)
 	}
-	toPeer := metricValue(t, reg, "meeting_turn_relayed_packets_total", "direction", "to_peer")
-	toClient := metricValue(t, reg, "meeting_turn_relayed_packets_total", "direction", "to_client")
-	if toPeer != clients*20 || toClient != clients*20 {
-		t.Errorf("relayed packets to_peer=%v to_client=%v, want %d each", toPeer, toClient, clients*20)
-	}
+	// The counters move just after each datagram is sent: wait for the last.
+	eventually(t, func() bool {
+		return metricValue(t, reg, "meeting_turn_relayed_packets_total", "direction", "to_peer") == clients*20 &&
+			metricValue(t, reg, "meeting_turn_relayed_packets_total", "direction", "to_client") == clients*20
+	}, "relayed packets counted: 20 each way per client")
 	// Closing a relay deallocates (Refresh with lifetime 0) and frees the socket.
 	if err := relays[0].Close(); err != nil {
 		t.Fatal(err)
@@ -337,6 +340,20 @@ func boundChannels(s *Server) int {
 		ch.mu.RLock()
 		n += len(ch.bound)
 		ch.mu.RUnlock()
+	}
+	return n
+}
+
+func boundPeers(s *Server) int {
+	s.quotas.mu.Lock()
+	defer s.quotas.mu.Unlock()
+	n := 0
+	for _, e := range s.quotas.relays {
+		if e.conn != nil {
+			e.conn.mu.RLock()
+			n += len(e.conn.binds)
+			e.conn.mu.RUnlock()
+		}
 	}
 	return n
 }
