@@ -105,14 +105,14 @@ func TestRelayOnlySessionThroughTURNIntoSFU(t *testing.T) {
 	if n := ts.Allocations(); n < 2 {
 		t.Errorf("%d TURN allocations, want at least one per participant", n)
 	}
-	toPeer, toClient := relayed(t, reg, "to_peer"), relayed(t, reg, "to_client")
+	toPeer, toClient := turnRelayed(t, reg, "to_peer"), turnRelayed(t, reg, "to_client")
 	if toPeer < 60 || toClient < 60 {
 		t.Errorf("relayed datagrams to_peer=%v to_client=%v, want media in both directions", toPeer, toClient)
 	}
 }
 
-// relayed reads meeting_turn_relayed_packets_total{direction=...} from reg.
-func relayed(t *testing.T, reg *prometheus.Registry, direction string) float64 {
+// turnRelayed reads meeting_turn_relayed_packets_total{direction=...} from reg.
+func turnRelayed(t *testing.T, reg *prometheus.Registry, direction string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {

@@ -70,8 +70,8 @@ func (f *turnFigures) add(g turnFigures) {
 	f.seconds += g.seconds
 }
 
-// measure runs uclient against a server process and returns its figures.
-func measure(b *testing.B, pid int, secret, port string) turnFigures {
+// turnMeasure runs uclient against a server process and returns its figures.
+func turnMeasure(b *testing.B, pid int, secret, port string) turnFigures {
 	time.Sleep(500 * time.Millisecond) // let the server settle after start-up
 	before := cpuTicks(b, pid)
 	args := append([]string{"-W", secret, "-p", port}, turnBenchArgs...)
@@ -86,7 +86,7 @@ func measure(b *testing.B, pid int, secret, port string) turnFigures {
 func benchMeeting(b *testing.B, bin, secret string) turnFigures {
 	d, port, _ := meetingTURN(b, bin, secret, "--user-quota", "0")
 	defer d.terminate(b)
-	return measure(b, d.cmd.Process.Pid, secret, port)
+	return turnMeasure(b, d.cmd.Process.Pid, secret, port)
 }
 
 func benchCoturn(b *testing.B, turnserver, secret string) turnFigures {
@@ -99,5 +99,5 @@ func benchCoturn(b *testing.B, turnserver, secret string) turnFigures {
 		"--log-file="+filepath.Join(b.TempDir(), "turnserver.log"), "--no-stdout-log")
 	defer func() { _ = d.cmd.Process.Kill() }()
 	waitUDPServer(b, port)
-	return measure(b, d.cmd.Process.Pid, secret, port)
+	return turnMeasure(b, d.cmd.Process.Pid, secret, port)
 }
