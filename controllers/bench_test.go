@@ -201,8 +201,8 @@ func runScheduleBench(b *testing.B, bin string) {
 	fmt.Printf("targets: p99 <= 1s: %v; peak RSS <= 150 MiB: %v\n", p(0.99) <= time.Second, rss <= 150<<20)
 }
 
-// buildOperator builds the meeting binary the benchmark runs as the operator.
-func buildOperator(b *testing.B) string {
+// buildOperator builds the meeting binary (or takes $MEETING_BIN).
+func buildOperator(b testing.TB) string {
 	b.Helper()
 	if bin := os.Getenv("MEETING_BIN"); bin != "" {
 		return bin
