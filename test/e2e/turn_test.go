@@ -146,3 +146,40 @@ func turnMetric(t *testing.T, httpAddr, series string) float64 {
 	}
 	return 0
 }
+
+// TestTURNFlagErrors checks that `meeting turn` refuses bad configuration
+// with a message naming the problem, and never starts without a secret.
+func TestTURNFlagErrors(t *testing.T) {
+	bin := turnBin(t)
+	base := []string{"turn", "--listen", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"no secret", nil, []string{"--relay-ip", "127.0.0.1"}, "--auth-secret (or MEETING_TURN_SECRET) is required"},
+		{"no relay ip", []string{"MEETING_TURN_SECRET=s"}, nil, "--relay-ip is required"},
+		{"bad relay ip", []string{"MEETING_TURN_SECRET=s"}, []string{"--relay-ip", "nope"}, "--relay-ip"},
+		{"ipv6 relay ip", []string{"MEETING_TURN_SECRET=s"}, []string{"--relay-ip", "::1"}, "want a specific IPv4 address"},
+		{"bad allow-peer", []string{"MEETING_TURN_SECRET=s"}, []string{"--relay-ip", "127.0.0.1", "--allow-peer", "10.0.0.0/33"}, "10.0.0.0/33"},
+		{"bad allow-peer from env", []string{"MEETING_TURN_SECRET=s", "MEETING_ALLOW_PEER=127.0.0.0/8,x"}, []string{"--relay-ip", "127.0.0.1"}, `"x"`},
+		{"ports reversed", []string{"MEETING_AUTH_SECRET=s"}, []string{"--relay-ip", "127.0.0.1", "--relay-port-min", "60000", "--relay-port-max", "50000"}, "relay ports 60000-50000"},
+		{"half a TLS pair", []string{"MEETING_TURN_SECRET=s"}, []string{"--relay-ip", "127.0.0.1", "--tls-cert", "/nonexistent"}, "--tls-cert and --tls-key go together"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := startDaemon(t, tc.env, bin, append(append([]string{}, base...), tc.args...)...)
+			select {
+			case <-d.done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("meeting turn did not exit")
+			}
+			if d.err == nil {
+				t.Fatalf("exit status 0, want an error:\n%s", d.out.String())
+			}
+			if !strings.Contains(d.out.String(), tc.want) {
+				t.Fatalf("output does not mention %q:\n%s", tc.want, d.out.String())
+			}
+		})
+	}
+}
