@@ -32,5 +32,6 @@ generate: ## regenerate code and manifests
 	  $$CG crd paths=./api/... output:crd:artifacts:config=config/crd/bases && \
 	  $$CG rbac:roleName=meeting-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac
 
-verify: generate ## fail when generated files drift from the sources
-	git diff --exit-code -- api config docs charts || (echo "generated files drifted: run make generate and commit" >&2; exit 1)
+verify: generate ## fail when generated files drift from the sources (changed or new)
+	@drift=$$(git status --porcelain -- api config); \
+	if [ -n "$$drift" ]; then echo "generated files drifted: run make generate and commit" >&2; echo "$$drift" >&2; git diff -- api config >&2; exit 1; fi
