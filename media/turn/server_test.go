@@ -99,6 +99,17 @@ func dialClient(t *testing.T, s *Server, network, username, password string, tls
 	return c
 }
 
+// allocate allocates a relay with c and closes it when the test ends (the
+// client's refresh timers stop only then).
+func allocate(t *testing.T, c *pionturn.Client) (net.PacketConn, error) {
+	t.Helper()
+	relay, err := c.Allocate()
+	if err == nil {
+		t.Cleanup(func() { _ = relay.Close() })
+	}
+	return relay, err
+}
+
 func creds(user string, ttl time.Duration) (string, string) {
 	return Credentials(testSecret, user, ttl, time.Now())
 }
@@ -158,7 +169,7 @@ func TestRelayWithEphemeralCredentials(t *testing.T) {
 	relays := make([]net.PacketConn, clients)
 	for i := range relays {
 		user, pass := creds(fmt.Sprintf("user%d", i), time.Hour)
-		relay, err := dialClient(t, s, "udp", user, pass, nil).Allocate()
+		relay, err := allocate(t, dialClient(t, s, "udp", user, pass, nil))
 		if err != nil {
 			t.Fatalf("client %d Allocate: %v", i, err)
 		}
@@ -206,7 +217,7 @@ func TestRelayOverTCPAndTLS(t *testing.T) {
 	for _, network := range []string{"tcp", "tls"} {
 		t.Run(network, func(t *testing.T) {
 			user, pass := creds("carol-"+network, time.Hour)
-			relay, err := dialClient(t, s, network, user, pass, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}).Allocate()
+			relay, err := allocate(t, dialClient(t, s, network, user, pass, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}))
 			if err != nil {
 				t.Fatalf("Allocate over %s: %v", network, err)
 			}
@@ -230,7 +241,7 @@ func TestRefusedCredentials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := metricValue(t, reg, "meeting_turn_auth_failures_total", "reason", tc.reason)
-			relay, err := dialClient(t, s, "udp", tc.user, tc.pass, nil).Allocate()
+			relay, err := allocate(t, dialClient(t, s, "udp", tc.user, tc.pass, nil))
 			if err == nil {
 				_ = relay.Close()
 				t.Fatal("Allocate succeeded")
@@ -254,7 +265,7 @@ func TestPrivatePeerRefusedByDefault(t *testing.T) {
 	s, reg := startServer(t, func(c *Config) { c.AllowPeers = nil })
 	user, pass := creds("erin", time.Hour)
 	c := dialClient(t, s, "udp", user, pass, nil)
-	relay, err := c.Allocate()
+	relay, err := allocate(t, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +285,7 @@ func TestAllocationQuotas(t *testing.T) {
 	s, reg := startServer(t, func(c *Config) { c.UserQuota = 1; c.TotalQuota = 2 })
 	alloc := func(user string) (net.PacketConn, error) {
 		u, p := creds(user, time.Hour)
-		return dialClient(t, s, "udp", u, p, nil).Allocate()
+		return allocate(t, dialClient(t, s, "udp", u, p, nil))
 	}
 	first, err := alloc("frank")
 	if err != nil {
