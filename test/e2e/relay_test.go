@@ -21,9 +21,16 @@ import (
 )
 
 // TestRelayOnlySessionThroughTURNIntoSFU joins two participants whose ICE
-// may use relay candidates only, from our TURN server, and checks that the
-// audio and video one publishes reach the other through the relay.
+// may use relay candidates only, from our TURN server (reached over UDP, and
+// over TCP), and checks that the audio and video one publishes reach the
+// other through the relay.
 func TestRelayOnlySessionThroughTURNIntoSFU(t *testing.T) {
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) { relayOnlySession(t, transport) })
+	}
+}
+
+func relayOnlySession(t *testing.T, transport string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	quiet := slog.New(slog.DiscardHandler)
@@ -69,7 +76,7 @@ func TestRelayOnlySessionThroughTURNIntoSFU(t *testing.T) {
 			URL:   wsURL,
 			Token: tok,
 			ICEServers: []webrtc.ICEServer{{
-				URLs:       []string{"turn:" + ts.UDPAddr().String() + "?transport=udp"},
+				URLs:       []string{"turn:" + ts.UDPAddr().String() + "?transport=" + transport},
 				Username:   name,
 				Credential: pass,
 			}},
