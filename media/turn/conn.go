@@ -2,7 +2,6 @@ package turn
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -147,7 +146,7 @@ func (r *relays) AllocatePacketConn(network string, requestedPort int) (net.Pack
 }
 
 func (r *relays) AllocateConn(network string, requestedPort int) (net.Conn, net.Addr, error) {
-	return nil, nil, errors.New("turn: TCP relay allocations (RFC 6062) are not supported")
+	return nil, nil, ErrTCPRelay
 }
 
 // relayConn is the relay socket of one allocation.

@@ -13,4 +13,7 @@ var (
 	ErrUserQuota = errors.New("turn: allocation quota of the user reached")
 	// ErrTotalQuota means the server already holds as many allocations as allowed.
 	ErrTotalQuota = errors.New("turn: allocation quota of the server reached")
+	// ErrTCPRelay means a client asked for a TCP relay (RFC 6062), which
+	// pion/turn v2 does not offer.
+	ErrTCPRelay = errors.New("turn: TCP relay allocations (RFC 6062) are not supported")
 )
