@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/peterbourgon/ff/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // envPrefix prefixes the environment variable that matches each flag:
@@ -42,6 +44,26 @@ func newFlagSet(name, summary string, out io.Writer, extra string) *flag.FlagSet
 // parseFlags reads args, then the environment for flags not given as args.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	return ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix))
+}
+
+// parseRole reads a role's flags (args, then the environment), refuses
+// stray arguments and returns the logger the flags ask for.
+func parseRole(fs *flag.FlagSet, args []string, lf *logFlags, stderr io.Writer) (*slog.Logger, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return lf.logger(stderr)
+}
+
+// newRegistry returns a Prometheus registry with the Go runtime and
+// process collectors, for a role's /metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // logFlags configures the structured logger every role uses.

@@ -52,10 +52,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var f loadtestFlags
 	fs := newFlagSet("meeting loadtest", "Load generator for the SFU: N publishers x M subscribers.", stderr, loadtestUsage)
 	f.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := f.log.logger(stderr)
+	log, err := parseRole(fs, args, &f.log, stderr)
 	if err != nil {
 		return err
 	}

@@ -156,18 +156,12 @@ func runOperator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		stderr, "")
 	cfg.register(fs)
 	lf.register(fs, "json")
-	if err := parseFlags(fs, args); err != nil {
+	logger, err := parseRole(fs, args, &lf, stderr)
+	if err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if err := cfg.finish(); err != nil {
 		return fmt.Errorf("operator config: %w", err)
-	}
-	logger, err := lf.logger(stderr)
-	if err != nil {
-		return err
 	}
 	log := logr.FromSlogHandler(logger.Handler())
 	// controller-runtime and client-go log through these process-wide hooks.

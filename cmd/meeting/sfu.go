@@ -101,10 +101,7 @@ func runSFU(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var f sfuFlags
 	fs := newFlagSet("meeting sfu", "Selective forwarding unit: WebRTC rooms of the meetings whose tokens it accepts.", stderr, sfuUsage)
 	f.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := f.log.logger(stderr)
+	log, err := parseRole(fs, args, &f.log, stderr)
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"meeting.dev/meeting/internal/auth"
 	"meeting.dev/meeting/internal/server"
@@ -97,28 +95,26 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfg := apiConfig{standalone: true}
 	fs := newFlagSet("meeting", "Runs the whole Meeting platform in one process on SQLite (or MySQL with --database-url).", stderr, rolesUsage())
 	cfg.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	log, err := parseRole(fs, args, &cfg.log, stderr)
+	if err != nil {
 		return err
 	}
-	return serveAPI(ctx, cfg, stdout, stderr)
+	return serveAPI(ctx, cfg, log, stdout)
 }
 
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := apiConfig{}
 	fs := newFlagSet("meeting api", "Runs the REST API against MySQL.", stderr, "")
 	cfg.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	log, err := parseRole(fs, args, &cfg.log, stderr)
+	if err != nil {
 		return err
 	}
-	return serveAPI(ctx, cfg, stdout, stderr)
+	return serveAPI(ctx, cfg, log, stdout)
 }
 
-func serveAPI(ctx context.Context, cfg apiConfig, stdout, stderr io.Writer) error {
+func serveAPI(ctx context.Context, cfg apiConfig, log *slog.Logger, stdout io.Writer) error {
 	if err := cfg.validate(); err != nil {
-		return err
-	}
-	log, err := cfg.log.logger(stderr)
-	if err != nil {
 		return err
 	}
 	secret, err := jwtSecret(cfg)
@@ -139,8 +135,7 @@ func serveAPI(ctx context.Context, cfg apiConfig, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	var proxies []string
 	if cfg.trustedProxies != "" {
 		proxies = strings.Split(cfg.trustedProxies, ",")

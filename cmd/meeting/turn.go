@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"meeting.dev/meeting/media/turn"
@@ -154,10 +153,7 @@ func runTURN(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var f turnFlags
 	fs := newFlagSet("meeting turn", "TURN relay with ephemeral (use-auth-secret) credentials.", stderr, turnUsage)
 	f.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := f.log.logger(stderr)
+	log, err := parseRole(fs, args, &f.log, stderr)
 	if err != nil {
 		return err
 	}
@@ -165,8 +161,7 @@ func runTURN(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("turn: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	cfg.Registerer = reg
 	cfg.Logger = log
 
