@@ -18,6 +18,7 @@ import (
 	"github.com/pion/webrtc/v3"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"meeting.dev/meeting/media/internal/rawudp"
 	"meeting.dev/meeting/media/signal"
 	"meeting.dev/meeting/media/token"
 )
@@ -59,7 +60,7 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	iceConn = newRawUDP(iceConn)
+	iceConn = rawudp.New(iceConn)
 	lf := pionLogs{log: cfg.Logger}
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	s.mux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), iceConn)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meeting.dev/meeting/media/internal/rawudp"
 )
 
 // TestChannelsFallBackToPion checks that the fast path declines what it does
@@ -28,7 +30,7 @@ func TestChannelsFallBackToPion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay := &relayConn{PacketConn: newRawUDP(sock), key: "k", relays: &relays{quotas: newQuotas(0, 0, time.Now), metrics: m}}
+	relay := &relayConn{PacketConn: rawudp.New(sock), key: "k", relays: &relays{quotas: newQuotas(0, 0, time.Now), metrics: m}}
 	defer func() { _ = relay.Close() }()
 	ch := newChannels(newQuotas(0, 0, time.Now), nil, func() time.Time { return now })
 	client := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}

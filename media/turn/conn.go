@@ -11,6 +11,8 @@ import (
 	"time"
 
 	pionturn "github.com/pion/turn/v2"
+
+	"meeting.dev/meeting/media/internal/rawudp"
 )
 
 // packetConn is a client-facing UDP socket with the guard in front of pion.
@@ -138,7 +140,7 @@ func (r *relays) AllocatePacketConn(network string, requestedPort int) (net.Pack
 		return nil, nil, fmt.Errorf("open relay socket: unexpected address %v", addr)
 	}
 	key := relayKey(udp.IP, udp.Port)
-	rc := &relayConn{PacketConn: newRawUDP(conn), key: key, relays: r}
+	rc := &relayConn{PacketConn: rawudp.New(conn), key: key, relays: r}
 	r.quotas.opened(key, rc)
 	r.metrics.allocations.Inc()
 	r.metrics.allocationsTotal.Inc()

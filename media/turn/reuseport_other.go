@@ -15,6 +15,3 @@ func listenUDP(host, port string, _ int) ([]net.PacketConn, error) {
 	}
 	return []net.PacketConn{c}, nil
 }
-
-// newRawUDP is the identity off Linux.
-func newRawUDP(c net.PacketConn) net.PacketConn { return c }

@@ -14,6 +14,8 @@ import (
 
 	pionturn "github.com/pion/turn/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"meeting.dev/meeting/media/internal/rawudp"
 )
 
 // Defaults of Config.
@@ -178,7 +180,7 @@ func New(cfg Config) (*Server, error) {
 		LoggerFactory: pionLogs{log: cfg.Logger},
 	}
 	for _, u := range s.udp {
-		raw := newRawUDP(u)
+		raw := rawudp.New(u)
 		ch := newChannels(s.quotas, raw, cfg.Now)
 		s.chans = append(s.chans, ch)
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, pionturn.PacketConnConfig{

@@ -1,3 +1,0 @@
-package sfu
-
-const isLinux = true

@@ -1,5 +1,0 @@
-//go:build !linux
-
-package sfu
-
-const isLinux = false
