@@ -96,34 +96,33 @@ func RenderSecret(m *rtcv1alpha1.Meeting, tokenKey, turnSecret []byte) *corev1.S
 // RenderSFUService renders the SFU's Service: signalling over TCP and the one
 // ICE UDP port.
 func RenderSFUService(m *rtcv1alpha1.Meeting, cfg Config) *corev1.Service {
-	svc := &corev1.Service{
-		ObjectMeta: objectMeta(m, SFUName(m.Name), componentSFU),
-		Spec: corev1.ServiceSpec{
-			Type:     cfg.ServiceType,
-			Selector: selector(m, componentSFU),
-			Ports: []corev1.ServicePort{
-				{Name: "signal", Protocol: corev1.ProtocolTCP, Port: SFUSignalPort, TargetPort: intstr.FromString("signal")},
-				{Name: "ice", Protocol: corev1.ProtocolUDP, Port: SFUICEPort, TargetPort: intstr.FromString("ice")},
-			},
-		},
-	}
-	return withHash(svc)
+	return renderService(m, cfg, SFUName(m.Name), componentSFU,
+		namedPort("signal", corev1.ProtocolTCP, SFUSignalPort),
+		namedPort("ice", corev1.ProtocolUDP, SFUICEPort))
 }
 
 // RenderTURNService renders the TURN server's Service: 3478 over UDP and TCP.
 func RenderTURNService(m *rtcv1alpha1.Meeting, cfg Config) *corev1.Service {
-	svc := &corev1.Service{
-		ObjectMeta: objectMeta(m, TURNName(m.Name), componentTURN),
+	return renderService(m, cfg, TURNName(m.Name), componentTURN,
+		namedPort("turn-udp", corev1.ProtocolUDP, TURNPort),
+		namedPort("turn-tcp", corev1.ProtocolTCP, TURNPort))
+}
+
+// renderService renders the Service of one media component.
+func renderService(m *rtcv1alpha1.Meeting, cfg Config, name, component string, ports ...corev1.ServicePort) *corev1.Service {
+	return withHash(&corev1.Service{
+		ObjectMeta: objectMeta(m, name, component),
 		Spec: corev1.ServiceSpec{
 			Type:     cfg.ServiceType,
-			Selector: selector(m, componentTURN),
-			Ports: []corev1.ServicePort{
-				{Name: "turn-udp", Protocol: corev1.ProtocolUDP, Port: TURNPort, TargetPort: intstr.FromString("turn-udp")},
-				{Name: "turn-tcp", Protocol: corev1.ProtocolTCP, Port: TURNPort, TargetPort: intstr.FromString("turn-tcp")},
-			},
+			Selector: selector(m, component),
+			Ports:    ports,
 		},
-	}
-	return withHash(svc)
+	})
+}
+
+// namedPort is a Service port that targets the container port of the same name.
+func namedPort(name string, proto corev1.Protocol, port int32) corev1.ServicePort {
+	return corev1.ServicePort{Name: name, Protocol: proto, Port: port, TargetPort: intstr.FromString(name)}
 }
 
 // SFUNetwork is where the SFU listens for ICE and which address it announces;
