@@ -1,0 +1,148 @@
+// Package meeting is the meeting service: every rule about meetings (who may
+// see, edit and join one; time windows; limits) and the join itself (a join
+// token for the room and ephemeral TURN credentials). It knows nothing of
+// HTTP, SQL or Kubernetes: it depends on two ports it defines, Store (rows)
+// and Rooms (where a meeting's media runs), which the callers implement.
+package meeting
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"meeting.dev/meeting/internal/schedule"
+)
+
+// Errors of the service; the REST layer maps each to one status.
+var (
+	// ErrNotFound: no such meeting or user (404).
+	ErrNotFound = errors.New("not found")
+	// ErrForbidden: the caller may not do this to that meeting (403).
+	ErrForbidden = errors.New("forbidden")
+	// ErrConflict: the thing already exists (409).
+	ErrConflict = errors.New("already exists")
+	// ErrInvalid: the input breaks a rule (400); wrapped with the reason.
+	ErrInvalid = errors.New("invalid")
+	// ErrNotOpen: the meeting's media window has not opened yet (409).
+	ErrNotOpen = errors.New("not open yet")
+	// ErrEnded: the meeting is over (410).
+	ErrEnded = errors.New("ended")
+	// ErrMediaNotReady: the window is open but the media is still coming up (503, retry).
+	ErrMediaNotReady = errors.New("media not ready")
+	// ErrRateLimited: too many attempts; retry later (429).
+	ErrRateLimited = errors.New("too many requests")
+)
+
+// Phase is the phase of a meeting as the API shows it.
+type Phase string
+
+// The phases. schedule decides all but Running, which also needs the media
+// to be ready.
+const (
+	Scheduled Phase = Phase(schedule.Scheduled)
+	Starting  Phase = Phase(schedule.Starting)
+	Running   Phase = "Running"
+	Ending    Phase = Phase(schedule.Ending)
+	Ended     Phase = Phase(schedule.Ended)
+)
+
+// User is an account as the service sees it.
+type User struct {
+	ID       uint64
+	Username string
+}
+
+// Meeting is a scheduled meeting.
+type Meeting struct {
+	ID        uint64
+	Identity  string
+	Name      string
+	BeginAt   time.Time
+	EndAt     time.Time
+	CreatorID uint64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Window is the meeting's time window for the schedule rules.
+func (m Meeting) Window() schedule.Window { return schedule.Window{BeginAt: m.BeginAt, EndAt: m.EndAt} }
+
+// ListOptions selects a page of the meetings a user created or takes part in.
+type ListOptions struct {
+	// Keyword keeps meetings whose name contains it.
+	Keyword string
+	Offset  int
+	Limit   int
+}
+
+// Store keeps meetings and their participants. It applies no user scoping:
+// every permission is decided by the service. Its errors wrap ErrNotFound
+// and ErrConflict where those apply.
+type Store interface {
+	// Meeting returns the meeting with that identity.
+	Meeting(ctx context.Context, identity string) (Meeting, error)
+	// IsParticipant reports whether userID was invited to the meeting (the
+	// creator is not a participant row).
+	IsParticipant(ctx context.Context, meetingID, userID uint64) (bool, error)
+	// ListMeetings returns a page of the meetings userID created or takes
+	// part in, newest beginning first, and how many there are in all.
+	ListMeetings(ctx context.Context, userID uint64, opt ListOptions) ([]Meeting, int64, error)
+	// MeetingsEndingAfter returns every meeting whose EndAt is after t
+	// (standalone brings their rooms back after a restart).
+	MeetingsEndingAfter(ctx context.Context, t time.Time) ([]Meeting, error)
+	// CreateMeeting stores m (ID, CreatedAt and UpdatedAt filled in) and its
+	// participants in one transaction.
+	CreateMeeting(ctx context.Context, m *Meeting, participantIDs []uint64) error
+	// UpdateMeeting locks the meeting, lets change edit it (an error from
+	// change is returned as it is and nothing is written), and saves it.
+	UpdateMeeting(ctx context.Context, identity string, change func(*Meeting) error) (Meeting, error)
+	// DeleteMeeting removes the meeting and its participants.
+	DeleteMeeting(ctx context.Context, identity string) error
+	// Participants returns the users taking part, creator first.
+	Participants(ctx context.Context, m Meeting) ([]User, error)
+	// AddParticipants adds users (by id) to the meeting; present ones stay.
+	AddParticipants(ctx context.Context, meetingID uint64, userIDs []uint64) error
+	// RemoveParticipant takes userID out; ErrNotFound when not a participant.
+	RemoveParticipant(ctx context.Context, meetingID, userID uint64) error
+	// UserIDs resolves usernames to ids; any unknown name is ErrNotFound.
+	UserIDs(ctx context.Context, usernames []string) ([]uint64, error)
+}
+
+// Room is what a client needs of a meeting's media to join it.
+type Room struct {
+	// SignalURL is the WebSocket signalling URL: absolute ("wss://…"), or a
+	// path ("/ws") served on the API's own listener, which the service makes
+	// absolute with the scheme and host the client reached the API by.
+	SignalURL string
+	// TokenKey signs the room's join tokens.
+	TokenKey []byte
+	// TURNSecret is the TURN REST API secret of the room's TURN server.
+	TURNSecret []byte
+	// TURNURIs are the room's TURN server URIs ("turn:host:port?transport=udp").
+	TURNURIs []string
+}
+
+// RoomStatus is the state of a meeting's media.
+type RoomStatus struct {
+	// Ready: the media runs and accepts joins.
+	Ready bool
+	// Online is the number of participants connected now.
+	Online int
+}
+
+// Rooms is where meetings' media runs: in-process (standalone, package
+// local) or in the cluster (package sync). The service tells it of every
+// change to a meeting's window; Rooms opens and closes media by the same
+// schedule rules.
+type Rooms interface {
+	// Schedule plans (or re-plans) the media of m after a create or an edit.
+	Schedule(ctx context.Context, m Meeting) error
+	// Remove closes the meeting's media at once, telling every participant
+	// reason (the meeting was deleted).
+	Remove(ctx context.Context, identity, reason string) error
+	// Room returns the joinable media of a meeting; an error wrapping
+	// ErrMediaNotReady when it is not (yet) up.
+	Room(ctx context.Context, identity string) (Room, error)
+	// Status returns the state of the meeting's media (zero when none).
+	Status(ctx context.Context, identity string) RoomStatus
+}
