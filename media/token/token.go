@@ -1,6 +1,7 @@
-// Package token mints and verifies the join tokens of a room: JWTs signed
-// with HS256 under the room's key, carrying the room identity, the user id
-// (sub), the display name, and issue and expiry times.
+// Package token holds the pure credential code of a room, which the API
+// imports without linking pion: join tokens (JWTs signed with HS256 under the
+// room's key, carrying the room identity, the user id (sub), the display
+// name, and issue and expiry times) and TURN REST API credentials.
 package token
 
 import (

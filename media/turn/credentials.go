@@ -1,9 +1,6 @@
 package turn
 
 import (
-	"crypto/hmac"
-	"crypto/sha1" //nolint:gosec // HMAC-SHA1 is what the TURN REST API scheme prescribes.
-	"encoding/base64"
 	"fmt"
 	"net"
 	"strconv"
@@ -11,23 +8,9 @@ import (
 	"time"
 
 	pionturn "github.com/pion/turn/v2"
+
+	"meeting.dev/meeting/media/token"
 )
-
-// Credentials returns ephemeral TURN credentials for user, valid for ttl from
-// now, in the TURN REST API scheme that coturn calls use-auth-secret: the
-// username is "<unix expiry>:<user>" and the password is
-// base64(HMAC-SHA1(secret, username)).
-func Credentials(secret []byte, user string, ttl time.Duration, now time.Time) (username, password string) {
-	username = strconv.FormatInt(now.Add(ttl).Unix(), 10) + ":" + user
-	return username, restPassword(secret, username)
-}
-
-// restPassword is the password the TURN REST API scheme gives username.
-func restPassword(secret []byte, username string) string {
-	mac := hmac.New(sha1.New, secret)
-	mac.Write([]byte(username)) // a hash never fails to write
-	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
-}
 
 // parseUsername splits a TURN REST API username into its expiry and user.
 // A username of only the expiry (as some clients send) has an empty user.
@@ -63,7 +46,7 @@ func (a *authenticator) key(username, realm string) ([]byte, error) {
 	if !a.now().Before(expiry) {
 		return nil, fmt.Errorf("%w at %s", ErrExpired, expiry.UTC().Format(time.RFC3339))
 	}
-	return pionturn.GenerateAuthKey(username, realm, restPassword(a.secret, username)), nil
+	return pionturn.GenerateAuthKey(username, realm, token.TURNPassword(a.secret, username)), nil
 }
 
 // handle is the pion AuthHandler.

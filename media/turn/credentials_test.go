@@ -1,6 +1,8 @@
 package turn
 
 import (
+	"meeting.dev/meeting/media/token"
+
 	"crypto/md5"
 	"errors"
 	"testing"
@@ -8,15 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-func TestCredentialsMatchCoturnScheme(t *testing.T) {
-	// Computed independently: printf 1700000000:alice | openssl dgst -sha1 -hmac s3cret -binary | base64
-	now := time.Unix(1700000000-3600, 0)
-	user, pass := Credentials([]byte("s3cret"), "alice", time.Hour, now)
-	if user != "1700000000:alice" || pass != "TtElzSjT0GdnTQ9xdcRNxx96yQs=" {
-		t.Fatalf("Credentials = %q, %q", user, pass)
-	}
-}
 
 func TestParseUsername(t *testing.T) {
 	for _, tc := range []struct {
@@ -54,9 +47,9 @@ func TestAuthenticatorKey(t *testing.T) {
 	}
 	now := time.Unix(1_800_000_000, 0)
 	a := &authenticator{secret: []byte("k"), realm: "meeting", now: func() time.Time { return now }, metrics: m}
-	valid, _ := Credentials([]byte("k"), "bob", time.Minute, now)
-	expired, _ := Credentials([]byte("k"), "bob", -time.Second, now)
-	atExpiry, _ := Credentials([]byte("k"), "bob", 0, now)
+	valid, _ := token.TURNCredentials([]byte("k"), "bob", time.Minute, now)
+	expired, _ := token.TURNCredentials([]byte("k"), "bob", -time.Second, now)
+	atExpiry, _ := token.TURNCredentials([]byte("k"), "bob", 0, now)
 	for _, tc := range []struct {
 		name, user, realm string
 		want              error
@@ -74,7 +67,7 @@ func TestAuthenticatorKey(t *testing.T) {
 	}
 	// The key is the long-term credential key of the REST password, so a
 	// client holding the password from Credentials computes the same.
-	_, pass := Credentials([]byte("k"), "bob", time.Minute, now)
+	_, pass := token.TURNCredentials([]byte("k"), "bob", time.Minute, now)
 	k, _ := a.key(valid, "meeting")
 	if want := longTermKey(valid, "meeting", pass); string(k) != string(want) {
 		t.Errorf("key %x, want %x", k, want)

@@ -1,6 +1,8 @@
 package turn
 
 import (
+	"meeting.dev/meeting/media/token"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -111,7 +113,7 @@ func allocate(t *testing.T, c *pionturn.Client) (net.PacketConn, error) {
 }
 
 func creds(user string, ttl time.Duration) (string, string) {
-	return Credentials(testSecret, user, ttl, time.Now())
+	return token.TURNCredentials(testSecret, user, ttl, time.Now())
 }
 
 // echoPeer is a UDP peer on loopback that answers every datagram with
@@ -230,7 +232,7 @@ func TestRefusedCredentials(t *testing.T) {
 	s, reg := startServer(t, nil)
 	expiredUser, expiredPass := creds("dave", -time.Minute)
 	validUser, _ := creds("dave", time.Hour)
-	_, otherSecretPass := Credentials([]byte("another secret"), "dave", time.Hour, time.Now())
+	_, otherSecretPass := token.TURNCredentials([]byte("another secret"), "dave", time.Hour, time.Now())
 	for _, tc := range []struct {
 		name, user, pass, reason string
 	}{

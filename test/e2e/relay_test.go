@@ -71,7 +71,7 @@ func relayOnlySession(t *testing.T, transport string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		name, pass := turn.Credentials(secret, user, time.Hour, time.Now())
+		name, pass := token.TURNCredentials(secret, user, time.Hour, time.Now())
 		c, err := client.Join(ctx, client.Options{
 			URL:   wsURL,
 			Token: tok,
