@@ -158,8 +158,7 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 		schedule.Policy{LeadTime: r.Config.LeadTime, Grace: r.Config.EndGrace})
 	if err != nil {
 		// Only a Meeting that bypassed the schema gets here: say why, don't retry.
-		r.fail(st, ReasonInvalidWindow, err.Error())
-		stampTransitions(st, now)
+		r.fail(st, ReasonInvalidWindow, err.Error(), now)
 		r.alarms.set(req.NamespacedName, time.Time{})
 		return ctrl.Result{}, r.writeStatus(ctx, &m, old)
 	}
@@ -179,7 +178,7 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 		st.Phase = rtcv1alpha1.PhaseScheduled
 		st.EndedAt = nil
 		clearEndpoints(st)
-		setAll(st, false, ReasonNotScheduled, "the media comes up at "+plan.StartAt.UTC().Format(time.RFC3339))
+		setAll(st, false, ReasonNotScheduled, "the media comes up at "+plan.StartAt.UTC().Format(time.RFC3339), now)
 	case schedule.Starting:
 		st.EndedAt = nil
 		result, err = r.run(ctx, &m, now, plan.StartAt)
@@ -192,7 +191,7 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, err
 		}
 		if st.StartedAt == nil && !controllerutil.ContainsFinalizer(&m, rtcv1alpha1.MediaFinalizer) {
-			setAll(st, false, ReasonNotScheduled, "endAt passed before the media was brought up")
+			setAll(st, false, ReasonNotScheduled, "endAt passed before the media was brought up", now)
 		}
 	case schedule.Ended:
 		if err := r.teardown(ctx, &m); err != nil {
@@ -203,10 +202,9 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 			st.EndedAt = &metav1.Time{Time: now}
 		}
 		clearEndpoints(st)
-		setAll(st, false, ReasonTornDown, "the meeting has ended and its media was removed")
+		setAll(st, false, ReasonTornDown, "the meeting has ended and its media was removed", now)
 	}
 	r.alarms.set(req.NamespacedName, plan.Next)
-	stampTransitions(st, now)
 	return result, r.writeStatus(ctx, &m, old)
 }
 
@@ -224,7 +222,7 @@ func (r *MeetingReconciler) run(ctx context.Context, m *rtcv1alpha1.Meeting, now
 	if err := r.ensure(ctx, m); err != nil {
 		var ce *childError
 		if errors.As(err, &ce) {
-			r.fail(&m.Status, ce.reason, ce.Error())
+			r.fail(&m.Status, ce.reason, ce.Error(), now)
 			clearEndpoints(&m.Status)
 			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
@@ -430,7 +428,7 @@ func (r *MeetingReconciler) observe(ctx context.Context, m *rtcv1alpha1.Meeting,
 		// The SFU must announce an address that is not allocated yet.
 		sfuReason, sfuMsg = ReasonAddressWait, fmt.Sprintf("Service %s has no %s address yet; the SFU starts once it has", sfuSvc.Name, r.Config.ServiceType)
 	}
-	setCond(st, rtcv1alpha1.ConditionSFUAvailable, sfuOK, sfuReason, sfuMsg)
+	meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionSFUAvailable, sfuOK, sfuReason, sfuMsg, now))
 
 	turnOK, turnReason, turnMsg := true, ReasonDisabled, "the meeting runs without TURN"
 	var turnSvc *corev1.Service
@@ -442,14 +440,14 @@ func (r *MeetingReconciler) observe(ctx context.Context, m *rtcv1alpha1.Meeting,
 		}
 		turnOK, turnReason, turnMsg = available(turnDep)
 	}
-	setCond(st, rtcv1alpha1.ConditionTURNAvailable, turnOK, turnReason, turnMsg)
+	meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionTURNAvailable, turnOK, turnReason, turnMsg, now))
 
 	signalURL, turnURIs, addrOK := Endpoints(m, r.Config, sfuSvc, turnSvc)
 	ready := sfuOK && turnOK && addrOK
 	switch {
 	case ready:
 		st.SignalURL, st.TURNURIs = signalURL, turnURIs
-		setCond(st, rtcv1alpha1.ConditionReady, true, ReasonAvailable, "the SFU and TURN server are available")
+		meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionReady, true, ReasonAvailable, "the SFU and TURN server are available", now))
 		if base == rtcv1alpha1.PhaseStarting {
 			base = rtcv1alpha1.PhaseRunning
 		}
@@ -462,20 +460,20 @@ func (r *MeetingReconciler) observe(ctx context.Context, m *rtcv1alpha1.Meeting,
 		if turnReason == ReasonDeadline {
 			msg = turnMsg
 		}
-		setCond(st, rtcv1alpha1.ConditionReady, false, ReasonDeadline, msg)
+		meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionReady, false, ReasonDeadline, msg, now))
 		if base == rtcv1alpha1.PhaseStarting {
 			base = rtcv1alpha1.PhaseFailed
 		}
 	case sfuOK && turnOK:
 		clearEndpoints(st)
-		setCond(st, rtcv1alpha1.ConditionReady, false, ReasonAddressWait, "waiting for the Services' public addresses or ports")
+		meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionReady, false, ReasonAddressWait, "waiting for the Services' public addresses or ports", now))
 	default:
 		clearEndpoints(st)
 		msg := sfuMsg
 		if sfuOK {
 			msg = turnMsg
 		}
-		setCond(st, rtcv1alpha1.ConditionReady, false, ReasonDeploying, msg)
+		meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionReady, false, ReasonDeploying, msg, now))
 	}
 	st.Phase = base
 	return nil
@@ -625,42 +623,31 @@ func phaseNote(m *rtcv1alpha1.Meeting) string {
 }
 
 // fail sets phase Failed with the reason on the Ready condition.
-func (r *MeetingReconciler) fail(st *rtcv1alpha1.MeetingStatus, reason, msg string) {
+func (r *MeetingReconciler) fail(st *rtcv1alpha1.MeetingStatus, reason, msg string, now time.Time) {
 	st.Phase = rtcv1alpha1.PhaseFailed
-	setCond(st, rtcv1alpha1.ConditionReady, false, reason, msg)
+	meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionReady, false, reason, msg, now))
 }
 
 func clearEndpoints(st *rtcv1alpha1.MeetingStatus) {
 	st.SignalURL, st.TURNURIs = "", nil
 }
 
-func setAll(st *rtcv1alpha1.MeetingStatus, ok bool, reason, msg string) {
+func setAll(st *rtcv1alpha1.MeetingStatus, ok bool, reason, msg string, now time.Time) {
 	for _, t := range []string{rtcv1alpha1.ConditionReady, rtcv1alpha1.ConditionSFUAvailable, rtcv1alpha1.ConditionTURNAvailable} {
-		setCond(st, t, ok, reason, msg)
+		meta.SetStatusCondition(&st.Conditions, condition(st, t, ok, reason, msg, now))
 	}
 }
 
-// setCond sets one condition; a changed status takes its transition time
-// from the status's clock reading (stamped by stampTransitions).
-func setCond(st *rtcv1alpha1.MeetingStatus, typ string, ok bool, reason, msg string) {
+// condition is one condition of a Meeting observed at now. Set it with
+// meta.SetStatusCondition, which keeps the LastTransitionTime of a condition
+// whose status did not change and takes now for one whose status did.
+func condition(st *rtcv1alpha1.MeetingStatus, typ string, ok bool, reason, msg string, now time.Time) metav1.Condition {
 	s := metav1.ConditionFalse
 	if ok {
 		s = metav1.ConditionTrue
 	}
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg,
-		ObservedGeneration: st.ObservedGeneration, LastTransitionTime: transitionPlaceholder()})
-}
-
-// transitionPlaceholder marks a condition whose status changed in this
-// reconcile; stampTransitions replaces it with the injected clock's time.
-func transitionPlaceholder() metav1.Time { return metav1.Unix(1, 0) }
-
-func stampTransitions(st *rtcv1alpha1.MeetingStatus, now time.Time) {
-	for i := range st.Conditions {
-		if p := transitionPlaceholder(); st.Conditions[i].LastTransitionTime.Equal(&p) {
-			st.Conditions[i].LastTransitionTime = metav1.Time{Time: now}
-		}
-	}
+	return metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg,
+		ObservedGeneration: st.ObservedGeneration, LastTransitionTime: metav1.Time{Time: now}}
 }
 
 func mergeMap(dst, src map[string]string) map[string]string {
