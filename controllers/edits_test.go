@@ -81,7 +81,7 @@ func TestProgressDeadline(t *testing.T) {
 	})
 	got := waitPhase(t, ns, "stuck", rtcv1alpha1.PhaseFailed)
 	c := meta.FindStatusCondition(got.Status.Conditions, rtcv1alpha1.ConditionReady)
-	if c == nil || c.Reason != controllers.ReasonDeadline || !strings.Contains(c.Message, "timed out progressing") {
+	if c == nil || c.Reason != controllers.ReasonProgressDeadlineExceeded || !strings.Contains(c.Message, "timed out progressing") {
 		t.Fatalf("Ready condition %+v", c)
 	}
 	if s := meta.FindStatusCondition(got.Status.Conditions, rtcv1alpha1.ConditionTURNAvailable); s == nil || s.Status != metav1.ConditionTrue {
@@ -148,7 +148,7 @@ func TestCreatedLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := waitPhase(t, ns, "late", rtcv1alpha1.PhaseEnding)
-	if c := meta.FindStatusCondition(got.Status.Conditions, rtcv1alpha1.ConditionReady); c == nil || c.Reason != controllers.ReasonNotScheduled {
+	if c := meta.FindStatusCondition(got.Status.Conditions, rtcv1alpha1.ConditionReady); c == nil || c.Reason != controllers.ReasonNotStarted {
 		t.Errorf("Ready condition %+v", c)
 	}
 	if c := listChildren(t, ns); c.count() != 0 {
@@ -176,7 +176,7 @@ func TestLoadBalancer(t *testing.T) {
 	eventually(t, "waiting for the address", func() error {
 		got = getMeeting(t, ns, "lb")
 		c := meta.FindStatusCondition(got.Status.Conditions, rtcv1alpha1.ConditionSFUAvailable)
-		if c == nil || c.Reason != controllers.ReasonAddressWait {
+		if c == nil || c.Reason != controllers.ReasonWaitingForAddress {
 			return fmt.Errorf("SFU condition %+v", c)
 		}
 		return nil

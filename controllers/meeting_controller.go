@@ -32,19 +32,21 @@ import (
 	"meeting.dev/meeting/internal/schedule"
 )
 
-// Event reasons, besides the phase names recorded on each transition.
+// Reasons of the Ready, SFUAvailable and TURNAvailable conditions (Events take
+// the phase names). Each constant is named for its value; the values are
+// written to the API, so they never change.
 const (
-	ReasonNameConflict  = "NameConflict"
-	ReasonInvalidChild  = "InvalidChild"
-	ReasonInvalidWindow = "InvalidSchedule"
-	ReasonDeadline      = "ProgressDeadlineExceeded"
-	ReasonNotScheduled  = "NotStarted"
-	ReasonDeploying     = "Deploying"
-	ReasonAvailable     = "Available"
-	ReasonUnavailable   = "Unavailable"
-	ReasonAddressWait   = "WaitingForAddress"
-	ReasonTornDown      = "TornDown"
-	ReasonDisabled      = "Disabled"
+	ReasonNameConflict             = "NameConflict"
+	ReasonInvalidChild             = "InvalidChild"
+	ReasonInvalidSchedule          = "InvalidSchedule"
+	ReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+	ReasonNotStarted               = "NotStarted"
+	ReasonDeploying                = "Deploying"
+	ReasonAvailable                = "Available"
+	ReasonUnavailable              = "Unavailable"
+	ReasonWaitingForAddress        = "WaitingForAddress"
+	ReasonTornDown                 = "TornDown"
+	ReasonDisabled                 = "Disabled"
 )
 
 // conflictRetry is how often a Meeting blocked by a foreign object retries.
@@ -158,7 +160,7 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 		schedule.Policy{LeadTime: r.Config.LeadTime, Grace: r.Config.EndGrace})
 	if err != nil {
 		// Only a Meeting that bypassed the schema gets here: say why, don't retry.
-		r.fail(st, ReasonInvalidWindow, err.Error(), now)
+		r.fail(st, ReasonInvalidSchedule, err.Error(), now)
 		r.alarms.set(req.NamespacedName, time.Time{})
 		return ctrl.Result{}, r.writeStatus(ctx, &m, old)
 	}
@@ -178,7 +180,7 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 		st.Phase = rtcv1alpha1.PhaseScheduled
 		st.EndedAt = nil
 		clearEndpoints(st)
-		setAll(st, false, ReasonNotScheduled, "the media comes up at "+plan.StartAt.UTC().Format(time.RFC3339), now)
+		setAll(st, false, ReasonNotStarted, "the media comes up at "+plan.StartAt.UTC().Format(time.RFC3339), now)
 	case schedule.Starting:
 		st.EndedAt = nil
 		result, err = r.run(ctx, &m, now, plan.StartAt)
@@ -191,7 +193,7 @@ func (r *MeetingReconciler) reconcile(ctx context.Context, req ctrl.Request) (ct
 			return ctrl.Result{}, err
 		}
 		if st.StartedAt == nil && !controllerutil.ContainsFinalizer(&m, rtcv1alpha1.MediaFinalizer) {
-			setAll(st, false, ReasonNotScheduled, "endAt passed before the media was brought up", now)
+			setAll(st, false, ReasonNotStarted, "endAt passed before the media was brought up", now)
 		}
 	case schedule.Ended:
 		if err := r.teardown(ctx, &m); err != nil {
@@ -426,7 +428,7 @@ func (r *MeetingReconciler) observe(ctx context.Context, m *rtcv1alpha1.Meeting,
 	sfuOK, sfuReason, sfuMsg := available(sfuDep)
 	if _, known := SFUNetworkFor(r.Config, sfuSvc); sfuDep == nil && sfuSvc != nil && !known {
 		// The SFU must announce an address that is not allocated yet.
-		sfuReason, sfuMsg = ReasonAddressWait, fmt.Sprintf("Service %s has no %s address yet; the SFU starts once it has", sfuSvc.Name, r.Config.ServiceType)
+		sfuReason, sfuMsg = ReasonWaitingForAddress, fmt.Sprintf("Service %s has no %s address yet; the SFU starts once it has", sfuSvc.Name, r.Config.ServiceType)
 	}
 	meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionSFUAvailable, sfuOK, sfuReason, sfuMsg, now))
 
@@ -454,19 +456,19 @@ func (r *MeetingReconciler) observe(ctx context.Context, m *rtcv1alpha1.Meeting,
 		if st.StartedAt == nil {
 			st.StartedAt = &metav1.Time{Time: now}
 		}
-	case sfuReason == ReasonDeadline || turnReason == ReasonDeadline:
+	case sfuReason == ReasonProgressDeadlineExceeded || turnReason == ReasonProgressDeadlineExceeded:
 		clearEndpoints(st)
 		msg := sfuMsg
-		if turnReason == ReasonDeadline {
+		if turnReason == ReasonProgressDeadlineExceeded {
 			msg = turnMsg
 		}
-		meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionReady, false, ReasonDeadline, msg, now))
+		meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionReady, false, ReasonProgressDeadlineExceeded, msg, now))
 		if base == rtcv1alpha1.PhaseStarting {
 			base = rtcv1alpha1.PhaseFailed
 		}
 	case sfuOK && turnOK:
 		clearEndpoints(st)
-		meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionReady, false, ReasonAddressWait, "waiting for the Services' public addresses or ports", now))
+		meta.SetStatusCondition(&st.Conditions, condition(st, rtcv1alpha1.ConditionReady, false, ReasonWaitingForAddress, "waiting for the Services' public addresses or ports", now))
 	default:
 		clearEndpoints(st)
 		msg := sfuMsg
@@ -509,7 +511,7 @@ func available(d *appsv1.Deployment) (ok bool, reason, msg string) {
 	}
 	for _, c := range d.Status.Conditions {
 		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
-			return false, ReasonDeadline, fmt.Sprintf("Deployment %s: %s", d.Name, c.Message)
+			return false, ReasonProgressDeadlineExceeded, fmt.Sprintf("Deployment %s: %s", d.Name, c.Message)
 		}
 	}
 	for _, c := range d.Status.Conditions {
