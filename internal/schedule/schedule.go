@@ -55,13 +55,7 @@ type Plan struct {
 	Next time.Time
 	// StartAt is BeginAt − LeadTime, when the media is due to come up.
 	StartAt time.Time
-	// RemoveAt is EndAt + Grace, when the media is due to go.
-	RemoveAt time.Time
 }
-
-// MediaWanted reports whether the media should be up at this instant
-// (Starting); in Ending it is kept if it exists but not brought up anew.
-func (p Plan) MediaWanted() bool { return p.Phase == Starting }
 
 // At returns the plan of the window w at instant now under policy p. Each
 // boundary belongs to the later phase: at exactly BeginAt − LeadTime the media
@@ -74,14 +68,15 @@ func At(w Window, now time.Time, p Policy) (Plan, error) {
 	if p.LeadTime < 0 || p.Grace < 0 {
 		return Plan{}, fmt.Errorf("%w (lead %s, grace %s)", ErrInvalidPolicy, p.LeadTime, p.Grace)
 	}
-	plan := Plan{StartAt: w.BeginAt.Add(-p.LeadTime), RemoveAt: w.EndAt.Add(p.Grace)}
+	plan := Plan{StartAt: w.BeginAt.Add(-p.LeadTime)}
+	removeAt := w.EndAt.Add(p.Grace)
 	switch {
 	case now.Before(plan.StartAt):
 		plan.Phase, plan.Next = Scheduled, plan.StartAt
 	case now.Before(w.EndAt):
 		plan.Phase, plan.Next = Starting, w.EndAt
-	case now.Before(plan.RemoveAt):
-		plan.Phase, plan.Next = Ending, plan.RemoveAt
+	case now.Before(removeAt):
+		plan.Phase, plan.Next = Ending, removeAt
 	default:
 		plan.Phase = Ended
 	}
