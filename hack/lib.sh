@@ -43,13 +43,16 @@ apt_install_no_start() {
 
 # The tests' MariaDB is a private, throwaway instance: its own data directory
 # in a temporary directory, its own socket, a random free port on 127.0.0.1,
-# and a root user with an empty password that exists only inside it. The
+# and a root user that exists only inside it, with a random password that is
+# only in MEETING_TEST_MYSQL_URL (other local users cannot log in, and file
+# import and export are confined to the instance's directory). The
 # machine's own MariaDB (if any) is neither used, started, stopped nor
 # reconfigured. Set MEETING_TEST_MYSQL_URL (mysql://USER:PASS@HOST:PORT/) to
 # use a server of your choice instead; the tests create and drop their own
 # databases on it.
 test_mariadb_dir=
 test_mariadb_pid=
+test_mariadb_password=
 
 # free_port prints a TCP port on 127.0.0.1 that nothing listens on now.
 free_port() {
@@ -81,13 +84,14 @@ start_test_mariadb() {
     apt_install_no_start mariadb-server-core
   fi
   test_mariadb_dir=$(mktemp -d "${TMPDIR:-/tmp}/meeting-mariadb.XXXXXX")
+  mkdir "$test_mariadb_dir/files"
   # mariadbd refuses to run as root without --user; as root it runs as the
   # unprivileged mysql account when there is one.
   local user=()
   if [ "$(id -u)" = 0 ]; then
     if id mysql >/dev/null 2>&1; then
       user=(--user=mysql)
-      chown mysql "$test_mariadb_dir"
+      chown -R mysql "$test_mariadb_dir"
     else
       user=(--user=root)
     fi
@@ -102,12 +106,14 @@ start_test_mariadb() {
     /usr/sbin/mariadbd --no-defaults "${user[@]}" --datadir="$test_mariadb_dir/data" \
       --socket="$test_mariadb_dir/mysqld.sock" --pid-file="$test_mariadb_dir/mysqld.pid" \
       --port="$port" --bind-address=127.0.0.1 --skip-name-resolve --skip-log-bin \
-      --innodb-buffer-pool-size=64M --log-error="$test_mariadb_dir/error.log" >/dev/null 2>&1 &
+      --innodb-buffer-pool-size=64M --log-error="$test_mariadb_dir/error.log" \
+      --secure-file-priv="$test_mariadb_dir/files" --local-infile=0 >/dev/null 2>&1 &
     test_mariadb_pid=$!
     for _ in $(seq 1 60); do
       kill -0 "$test_mariadb_pid" 2>/dev/null || break
-      if mysqladmin --no-defaults --protocol=tcp -h 127.0.0.1 -P "$port" -u root --connect-timeout=2 ping >/dev/null 2>&1; then
-        export MEETING_TEST_MYSQL_URL="mysql://root@127.0.0.1:$port/"
+      if mysqladmin --no-defaults --socket="$test_mariadb_dir/mysqld.sock" -u root --connect-timeout=2 ping >/dev/null 2>&1; then
+        set_test_mariadb_password || return 1
+        export MEETING_TEST_MYSQL_URL="mysql://root:$test_mariadb_password@127.0.0.1:$port/"
         log "MariaDB: up on 127.0.0.1:$port (pid $test_mariadb_pid)"
         return 0
       fi
@@ -119,6 +125,19 @@ start_test_mariadb() {
   cat "$test_mariadb_dir/error.log" >&2 || true
   log "MariaDB did not come up"
   return 1
+}
+
+# set_test_mariadb_password gives every root account of the private instance a
+# random password, through its socket.
+set_test_mariadb_password() {
+  test_mariadb_password=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+  local sock=(--no-defaults --socket="$test_mariadb_dir/mysqld.sock" -u root)
+  # Only the address accounts matter: with --skip-name-resolve an account for
+  # the machine's host name (which ALTER USER may fail on) never matches.
+  mysql "${sock[@]}" -e "ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '$test_mariadb_password';
+    ALTER USER IF EXISTS 'root'@'::1' IDENTIFIED BY '$test_mariadb_password';
+    ALTER USER 'root'@'localhost' IDENTIFIED BY '$test_mariadb_password';" ||
+    { log "could not set the test MariaDB's root password"; return 1; }
 }
 
 stop_test_mariadb_process() {
