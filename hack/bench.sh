@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
 # The same private, throwaway MariaDB as hack/test.sh (or MEETING_TEST_MYSQL_URL).
-trap stop_test_mariadb EXIT
+trap cleanup_hack EXIT
 start_test_mariadb
 
 log "REST API: GET /auth/meeting/list, 10,000 meetings on MariaDB"

@@ -29,16 +29,34 @@ apt_install() {
 # maintainer scripts to start services: a policy-rc.d that answers 101 is put
 # in place for the install only, and only when the machine has none (an
 # existing one is the machine's own and is left as it is). It is removed right
-# after the install, whether the install succeeded or not.
+# after the install, whether the install succeeded or not (and by
+# cleanup_hack, which the scripts trap on EXIT, if the script is interrupted).
+own_policy_rc=
 apt_install_no_start() {
-  local own_policy= rc=0
+  local rc=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
+    own_policy_rc=1
     sudo_if_needed sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
-    own_policy=1
   fi
   apt_install "$@" || rc=$?
-  if [ -n "$own_policy" ]; then sudo_if_needed rm -f /usr/sbin/policy-rc.d; fi
+  remove_own_policy_rc
   return "$rc"
+}
+
+# remove_own_policy_rc removes the policy-rc.d that apt_install_no_start put
+# in place, and only that one.
+remove_own_policy_rc() {
+  if [ -n "$own_policy_rc" ]; then
+    sudo_if_needed rm -f /usr/sbin/policy-rc.d
+    own_policy_rc=
+  fi
+}
+
+# cleanup_hack undoes what the helpers left running or in place: scripts
+# run `trap cleanup_hack EXIT` before using them.
+cleanup_hack() {
+  remove_own_policy_rc
+  stop_test_mariadb
 }
 
 # The tests' MariaDB is a private, throwaway instance: its own data directory
@@ -68,9 +86,9 @@ free_port() {
 }
 
 # start_test_mariadb starts the tests' MariaDB (see above) and exports
-# MEETING_TEST_MYSQL_URL; stop it with stop_test_mariadb (callers trap it on
-# EXIT). With MEETING_TEST_MYSQL_URL already set it only checks that the
-# client tools are there. It installs the server's binaries
+# MEETING_TEST_MYSQL_URL; stop it with stop_test_mariadb (callers trap
+# cleanup_hack on EXIT). With MEETING_TEST_MYSQL_URL already set it only
+# checks that the client tools are there. It installs the server's binaries
 # (mariadb-server-core: mariadbd and mariadb-install-db, no service, no init
 # script, nothing started) and the client when they are missing.
 start_test_mariadb() {

@@ -13,7 +13,7 @@ log "system packages"
 command -v make >/dev/null || apt_install make
 # A private MariaDB for the tests, removed when this script exits (see hack/lib.sh);
 # MEETING_TEST_MYSQL_URL set by the caller names a server to use instead.
-trap stop_test_mariadb EXIT
+trap cleanup_hack EXIT
 start_test_mariadb
 
 log "coturn: turnutils_uclient and turnserver for the TURN tests (no system turnserver left running)"
