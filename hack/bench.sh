@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
-ensure_mariadb
+# The same private, throwaway MariaDB as hack/test.sh (or MEETING_TEST_MYSQL_URL).
+trap cleanup_hack EXIT
+start_test_mariadb
 
 log "REST API: GET /auth/meeting/list, 10,000 meetings on MariaDB"
 go test -run '^$' -bench 'BenchmarkList' -benchmem -benchtime 3s ./internal/server/

@@ -1,28 +1,27 @@
 #!/usr/bin/env bash
-# The whole test suite, for a fresh Debian machine with Go. It installs and starts
-# what the tests need when it is missing (MariaDB, coturn's test client, the
-# Kubernetes test binaries), checks formatting and generated files, then runs
-# every Go test under the race detector. Safe to run again: installs are skipped
-# and heavy builds are cached under ~/.cache/meeting.
+# The whole test suite, for a fresh Debian machine with Go. It installs what the
+# tests need when it is missing (coturn's test client, the Kubernetes test
+# binaries), starts a private, throwaway MariaDB and stops it on exit, checks
+# formatting and generated files, then runs every Go test under the race
+# detector. Safe to run again: installs are skipped and heavy builds are cached
+# under ~/.cache/meeting. It changes no system service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . hack/lib.sh
 
 log "system packages"
 command -v make >/dev/null || apt_install make
-ensure_mariadb
+# A private MariaDB for the tests, removed when this script exits (see hack/lib.sh);
+# MEETING_TEST_MYSQL_URL set by the caller names a server to use instead.
+trap cleanup_hack EXIT
+start_test_mariadb
 
 log "coturn: turnutils_uclient and turnserver for the TURN tests (no system turnserver left running)"
 if ! command -v turnutils_uclient >/dev/null || ! command -v turnserver >/dev/null; then
-  # Installing coturn starts a system turnserver on 3478 unless policy-rc.d forbids
-  # starting services; one is put in place for the install when there is none.
-  own_policy=
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    sudo_if_needed sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
-    own_policy=1
-  fi
-  apt_install coturn
-  if [ -n "$own_policy" ]; then sudo_if_needed rm -f /usr/sbin/policy-rc.d; fi
+  # Installing coturn would start a system turnserver on 3478: apt_install_no_start
+  # forbids starting services for the install only (hack/lib.sh), and the service
+  # just installed is then disabled so that it does not start at the next boot.
+  apt_install_no_start coturn
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
     sudo_if_needed systemctl disable --now coturn >/dev/null 2>&1 || true
   fi

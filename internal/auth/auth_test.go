@@ -68,7 +68,7 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("Issue: %v, exp %v", err, exp)
 	}
 	id, err := tk.Parse(tok)
-	if err != nil || id != (Identity{UserID: 7, Username: "alice"}) {
+	if err != nil || id != (Identity{UserID: 7, Username: "alice", IssuedAt: now}) {
 		t.Fatalf("Parse = %+v, %v", id, err)
 	}
 

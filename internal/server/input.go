@@ -111,8 +111,17 @@ func parseCredentials(body io.Reader, forRegister bool) (credentials, error) {
 		}
 		return in, checkNewPassword("password", in.Password)
 	}
+	// Login checks the same limits, so nothing larger than a real username
+	// or password reaches the password check or the login limiter. Case is
+	// free: usernames compare without it.
 	if in.Username == "" || in.Password == "" {
 		return in, badRequest("username and password are required")
+	}
+	if !usernameRegex.MatchString(strings.ToLower(in.Username)) {
+		return in, badRequest("username must be 3 to 100 characters: letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	if len(in.Password) > auth.MaxPasswordBytes {
+		return in, badRequest(fmt.Sprintf("password must be at most %d bytes long", auth.MaxPasswordBytes))
 	}
 	return in, nil
 }

@@ -21,13 +21,24 @@ import (
 // Dialects are the databases every store test runs on.
 var Dialects = []string{"mysql", "sqlite"}
 
-// ServerURL is the MySQL server tests use: $MEETING_TEST_MYSQL_URL, or the
-// machine's MariaDB at mysql://root@127.0.0.1:3306/ (hack/test.sh starts it).
+// URLVar names the MySQL server tests use, as mysql://USER[:PASS]@HOST:PORT/.
+// hack/test.sh and hack/bench.sh start a private, throwaway MariaDB on a
+// random port of 127.0.0.1 and export it; to run tests by hand, start one the
+// same way (`. hack/lib.sh; start_test_mariadb`, then stop_test_mariadb) or
+// point it at a server whose account may create and drop databases.
+const URLVar = "MEETING_TEST_MYSQL_URL"
+
+// fallbackURL is used when URLVar is unset, for a developer who runs a
+// server of their own there; the test scripts never rely on it.
+const fallbackURL = "mysql://root@127.0.0.1:3306/"
+
+// ServerURL is the MySQL server tests use: $MEETING_TEST_MYSQL_URL, or
+// mysql://root@127.0.0.1:3306/ when it is unset.
 func ServerURL() string {
-	if u := os.Getenv("MEETING_TEST_MYSQL_URL"); u != "" {
+	if u := os.Getenv(URLVar); u != "" {
 		return u
 	}
-	return "mysql://root@127.0.0.1:3306/"
+	return fallbackURL
 }
 
 // NewDatabaseURL creates an empty database on the test MySQL server and
@@ -36,7 +47,7 @@ func NewDatabaseURL(tb testing.TB) string {
 	tb.Helper()
 	base, err := url.Parse(ServerURL())
 	if err != nil {
-		tb.Fatalf("MEETING_TEST_MYSQL_URL: %v", err)
+		tb.Fatalf("%s: %v", URLVar, err)
 	}
 	admin, err := sql.Open("mysql", adminDSN(base))
 	if err != nil {
@@ -47,7 +58,7 @@ func NewDatabaseURL(tb testing.TB) string {
 	_, _ = rand.Read(b)
 	name := "meeting_test_" + hex.EncodeToString(b)
 	if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4"); err != nil {
-		tb.Fatalf("create test database on %s (run hack/test.sh, which starts MariaDB): %v", base.Redacted(), err)
+		tb.Fatalf("create test database on %s (run hack/test.sh, which starts a private MariaDB, or set "+URLVar+"): %v", base.Redacted(), err)
 	}
 	tb.Cleanup(func() {
 		admin, err := sql.Open("mysql", adminDSN(base))
