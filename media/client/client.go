@@ -17,9 +17,10 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
-	"github.com/pion/logging"
 	"github.com/pion/webrtc/v3"
 
+	"meeting.dev/meeting/media/internal/peer"
+	"meeting.dev/meeting/media/internal/pionlog"
 	"meeting.dev/meeting/media/signal"
 )
 
@@ -171,7 +172,7 @@ func (c *Client) newPeerConnections() error {
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		return fmt.Errorf("client: interceptors: %w", err)
 	}
-	se := webrtc.SettingEngine{LoggerFactory: quietLogs{}}
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.New(nil)}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -217,22 +218,11 @@ func (c *Client) closePCs() {
 	pub := c.pub
 	c.offerMu.Unlock()
 	if pub != nil {
-		_ = closePC(pub)
+		_ = peer.Close(pub)
 	}
 	if c.sub != nil {
-		_ = closePC(c.sub)
+		_ = peer.Close(c.sub)
 	}
-}
-
-// closePC closes pc, first letting a connection that is still connecting
-// finish for at most a second (pion/webrtc v3.3.6 has a data race between
-// Close and the ICE transport's set-up after a successful check).
-func closePC(pc *webrtc.PeerConnection) error {
-	deadline := time.Now().Add(time.Second)
-	for settling(pc) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	return pc.Close()
 }
 
 // handle runs on the signalling reader for each server message.
@@ -483,28 +473,4 @@ func Wait(ctx context.Context, cond func() bool) error {
 		}
 	}
 	return nil
-}
-
-// quietLogs drops pion's logs: the client reports through its own errors.
-type quietLogs struct{}
-
-func (quietLogs) NewLogger(string) logging.LeveledLogger { return quietLogger{} }
-
-type quietLogger struct{}
-
-func (quietLogger) Trace(string)          {}
-func (quietLogger) Tracef(string, ...any) {}
-func (quietLogger) Debug(string)          {}
-func (quietLogger) Debugf(string, ...any) {}
-func (quietLogger) Info(string)           {}
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Warn(string)           {}
-func (quietLogger) Warnf(string, ...any)  {}
-func (quietLogger) Error(string)          {}
-func (quietLogger) Errorf(string, ...any) {}
-
-// settling reports whether pc is still connecting: its ICE transport may be
-// about to be set up.
-func settling(pc *webrtc.PeerConnection) bool {
-	return pc.ConnectionState() == webrtc.PeerConnectionStateConnecting
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v3"
 	"golang.org/x/time/rate"
 
+	"meeting.dev/meeting/media/internal/peer"
 	"meeting.dev/meeting/media/signal"
 )
 
@@ -389,33 +390,11 @@ func (p *participant) closeMedia() {
 	pub := p.pub
 	p.mu.Unlock()
 	if pub != nil {
-		if err := closePC(pub); err != nil {
+		if err := peer.Close(pub); err != nil {
 			p.log.Debug("close publish peer connection", "err", err)
 		}
 	}
-	if err := closePC(p.sub); err != nil {
+	if err := peer.Close(p.sub); err != nil {
 		p.log.Debug("close subscribe peer connection", "err", err)
 	}
-}
-
-// closePC closes pc, first letting a connection that is still connecting
-// finish (for at most closeWait): pion/webrtc v3.3.6 has a data race between
-// Close and the ICE transport's set-up right after its connectivity check
-// succeeds. On loopback and on real networks a live peer connects well
-// within the wait; a dead one is closed after it.
-func closePC(pc *webrtc.PeerConnection) error {
-	deadline := time.Now().Add(closeWait)
-	for settling(pc) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	return pc.Close()
-}
-
-// closeWait bounds how long closePC waits for a connection to settle.
-const closeWait = time.Second
-
-// settling reports whether pc is still connecting: its ICE transport may be
-// about to be set up.
-func settling(pc *webrtc.PeerConnection) bool {
-	return pc.ConnectionState() == webrtc.PeerConnectionStateConnecting
 }

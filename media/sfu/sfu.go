@@ -18,6 +18,7 @@ import (
 	"github.com/pion/webrtc/v3"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"meeting.dev/meeting/media/internal/pionlog"
 	"meeting.dev/meeting/media/internal/rawudp"
 	"meeting.dev/meeting/media/signal"
 	"meeting.dev/meeting/media/token"
@@ -61,7 +62,7 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	iceConn = rawudp.New(iceConn)
-	lf := pionLogs{log: cfg.Logger}
+	lf := pionlog.New(cfg.Logger)
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	s.mux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), iceConn)
 	se.SetICEUDPMux(s.mux)
