@@ -71,6 +71,7 @@ type Client struct {
 	chats        []signal.ChatMessage
 	errs         []signal.Error
 	closing      *signal.Closing
+	ending       *signal.Ending
 	closed       bool
 	chat         *webrtc.DataChannel
 }
@@ -272,6 +273,10 @@ func (c *Client) handle(m signal.Message, joined chan<- signal.Message) {
 		c.mu.Lock()
 		c.closing = &v
 		c.mu.Unlock()
+	case signal.Ending:
+		c.mu.Lock()
+		c.ending = &v
+		c.mu.Unlock()
 	case signal.Error:
 		c.mu.Lock()
 		c.errs = append(c.errs, v)
@@ -389,6 +394,13 @@ func (c *Client) Closing() *signal.Closing {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closing
+}
+
+// Ending returns the last warning that the room closes, if one came.
+func (c *Client) Ending() *signal.Ending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ending
 }
 
 // Done is closed when the signalling connection ended.

@@ -42,6 +42,9 @@ type participant struct {
 
 	chatLimit *rate.Limiter
 
+	left     chan struct{} // closed when the session is over
+	leftOnce sync.Once
+
 	negMu        sync.Mutex // serialises offers on sub
 	offerPending bool       // an offer is waiting for its answer
 	again        bool       // something changed while an offer was pending
@@ -58,6 +61,7 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 		// A chat message goes to the whole room: a sender gets 10 at once
 		// and 2 per second after.
 		chatLimit: rate.NewLimiter(2, 10),
+		left:      make(chan struct{}),
 	}
 	p.log = s.log.With("participant", p.info.ID, "user", user)
 	var err error
@@ -357,6 +361,9 @@ func (p *participant) sendChat(b []byte) {
 		p.log.Debug("chat send failed", "err", err)
 	}
 }
+
+// finish marks p's session over.
+func (p *participant) finish() { p.leftOnce.Do(func() { close(p.left) }) }
 
 // close ends p's media; its published tracks end and leave the room.
 func (p *participant) close() {

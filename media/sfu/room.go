@@ -23,6 +23,7 @@ type Room struct {
 	participants map[string]*participant
 	order        []string // participant ids in join order
 	tracks       map[string]*publishedTrack
+	closesAt     time.Time // set by a warning: when the room closes
 }
 
 func newRoom(id string, max int, m *metrics) *Room {
@@ -33,21 +34,41 @@ func newRoom(id string, max int, m *metrics) *Room {
 // ID is the meeting identity.
 func (r *Room) ID() string { return r.id }
 
-// add admits p unless the room is full; it returns who and what was there.
-func (r *Room) add(p *participant) ([]*participant, []*publishedTrack, error) {
+// add admits p unless the room is full and sends it joined (who and what
+// is there) and, once the room was warned, ending; under the room's lock, so
+// that nothing about the room reaches p before joined. It returns the
+// room's tracks.
+func (r *Room) add(p *participant, now func() time.Time) ([]*publishedTrack, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.participants) >= r.max {
-		return nil, nil, ErrRoomFull
+		return nil, ErrRoomFull
 	}
-	others := r.listLocked()
+	j := signal.Joined{Room: r.id, You: p.info, Participants: make([]signal.Participant, 0, len(r.order)),
+		Tracks: make([]signal.Track, 0, len(r.tracks))}
+	for _, o := range r.listLocked() {
+		j.Participants = append(j.Participants, o.info)
+	}
 	tracks := make([]*publishedTrack, 0, len(r.tracks))
 	for _, t := range r.tracks {
 		tracks = append(tracks, t)
+		j.Tracks = append(j.Tracks, t.info)
 	}
 	r.participants[p.info.ID] = p
 	r.order = append(r.order, p.info.ID)
-	return others, tracks, nil
+	p.send(j)
+	if !r.closesAt.IsZero() {
+		p.send(signal.NewEnding(r.closesAt, now()))
+	}
+	return tracks, nil
+}
+
+// warn records when the room closes and returns who is there to tell.
+func (r *Room) warn(closesAt time.Time) []*participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closesAt = closesAt
+	return r.listLocked()
 }
 
 // remove takes p out; it returns the others and whether the room is now empty.

@@ -16,7 +16,6 @@ import (
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v3"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"meeting.dev/meeting/media/internal/pionlog"
 	"meeting.dev/meeting/media/internal/rawudp"
@@ -54,7 +53,7 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sfu config: %w", err)
 	}
-	m, err := newMetrics()
+	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
@@ -111,25 +110,19 @@ func newAPI(se webrtc.SettingEngine, publish bool) (*webrtc.API, error) {
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
-// Handler serves /ws (signalling), /healthz, /readyz and /metrics.
+// Handler serves the signalling WebSocket (docs/signaling.md) at whatever
+// path it is mounted on. Health, readiness and metrics are the caller's:
+// see Ready and Config.Registerer.
 func (s *SFU) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", s.serveWS)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		s.mu.Lock()
-		draining := s.draining || s.closed
-		s.mu.Unlock()
-		if draining {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
-	return mux
+	return http.HandlerFunc(s.serveWS)
+}
+
+// Ready reports whether the SFU accepts joins: false once Shutdown or
+// Close began. Callers serve it as their readiness probe.
+func (s *SFU) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.draining && !s.closed
 }
 
 // checkOrigin accepts requests without Origin (non-browser clients), from
@@ -155,7 +148,7 @@ func (s *SFU) checkOrigin(r *http.Request) bool {
 func (s *SFU) serveWS(w http.ResponseWriter, r *http.Request) {
 	var claims *token.Claims
 	if tok := r.URL.Query().Get("token"); tok != "" {
-		c, err := token.Verify(s.cfg.TokenKey, tok, s.cfg.Room, s.cfg.Now())
+		c, err := s.verify(tok)
 		if err != nil {
 			s.m.joins.WithLabelValues("unauthorized").Inc()
 			http.Error(w, "join token refused: "+err.Error(), http.StatusUnauthorized)
@@ -174,6 +167,11 @@ func (s *SFU) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn := signal.NewConn(ws)
 	s.session(conn, claims)
+}
+
+// verify checks a join token with the key of the room it names.
+func (s *SFU) verify(tok string) (token.Claims, error) {
+	return token.VerifyWith(s.cfg.Keys, tok, "", s.cfg.Now())
 }
 
 func (s *SFU) startSession() bool {
@@ -211,6 +209,8 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 				code = signal.CodeRoomFull
 			case errors.Is(err, ErrClosing):
 				code = signal.CodeClosing
+			case errors.Is(err, token.ErrNoRoom):
+				code = signal.CodeUnauthorized
 			}
 			_ = conn.Send(signal.Error{Code: code, Message: err.Error()})
 			conn.Close(code)
@@ -236,7 +236,7 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 			_ = conn.Send(signal.Error{Code: signal.CodeNotJoined, Message: "the first message must be join"})
 			return
 		}
-		c, err := token.Verify(s.cfg.TokenKey, j.Token, s.cfg.Room, s.cfg.Now())
+		c, err := s.verify(j.Token)
 		if err != nil {
 			s.m.joins.WithLabelValues("unauthorized").Inc()
 			_ = conn.Send(signal.Error{Code: signal.CodeUnauthorized, Message: "join token refused: " + err.Error()})
@@ -250,6 +250,7 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 		if err != nil {
 			p.log.Info("signalling ended", "err", err)
 		}
+		p.finish()
 	}
 }
 
@@ -272,7 +273,8 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 	if created {
 		r = newRoom(c.Room, s.cfg.MaxParticipants, s.m)
 	}
-	others, tracks, err := r.add(p)
+	p.room = r
+	tracks, err := r.add(p, s.cfg.Now) // sends joined (and ending)
 	if err != nil {
 		s.mu.Unlock()
 		p.close()
@@ -283,19 +285,19 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 		s.rooms[c.Room] = r
 		s.m.rooms.Inc()
 	}
-	p.room = r
 	s.m.participants.Inc()
 	s.mu.Unlock()
+	// The room may have closed between the token check and the admission:
+	// CloseRoom either found p in the room or ran before the admission, so
+	// after the caller withdrew the room's key.
+	if _, err := s.cfg.Keys(c.Room); err != nil {
+		s.remove(p)
+		p.closeMedia()
+		p.finish()
+		s.m.joins.WithLabelValues("unauthorized").Inc()
+		return nil, fmt.Errorf("%w: room %q: %w", token.ErrNoRoom, c.Room, err)
+	}
 	s.m.joins.WithLabelValues("ok").Inc()
-
-	j := signal.Joined{Room: r.id, You: p.info, Participants: make([]signal.Participant, 0, len(others)), Tracks: make([]signal.Track, 0, len(tracks))}
-	for _, o := range others {
-		j.Participants = append(j.Participants, o.info)
-	}
-	for _, t := range tracks {
-		j.Tracks = append(j.Tracks, t.info)
-	}
-	p.send(j)
 	r.broadcast(signal.ParticipantJoined{Participant: p.info}, p)
 	p.log.Info("joined", "room", r.id, "name", c.Name)
 	for _, t := range tracks {
@@ -305,20 +307,69 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 	return p, nil
 }
 
-// leave takes p out of its room, removing the room when it empties.
-func (s *SFU) leave(p *participant) {
+// remove takes p out of its room, removing the room when it empties.
+func (s *SFU) remove(p *participant) {
 	p.detach()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	_, empty := p.room.remove(p)
 	if empty && s.rooms[p.room.id] == p.room {
 		delete(s.rooms, p.room.id)
 		s.m.rooms.Dec()
 	}
 	s.m.participants.Dec()
-	s.mu.Unlock()
+}
+
+// leave takes p out of its room and tells the others.
+func (s *SFU) leave(p *participant) {
+	s.remove(p)
 	p.room.broadcast(signal.ParticipantLeft{Participant: p.info}, p)
 	p.log.Info("left", "room", p.room.id)
 	p.closeMedia()
+}
+
+// CloseRoom ends room id now: every participant is sent closing with
+// reason and a deadline of now, and their sessions end; it returns when
+// they have. It is a no-op for a room that does not exist. Joins to the room
+// afterwards are up to Config.Keys: withdraw the room's key first.
+func (s *SFU) CloseRoom(id, reason string) {
+	s.mu.Lock()
+	r := s.rooms[id]
+	if r != nil {
+		delete(s.rooms, id)
+		s.m.rooms.Dec()
+	}
+	s.mu.Unlock()
+	if r == nil {
+		return
+	}
+	ps := r.list()
+	now := s.cfg.Now()
+	for _, p := range ps {
+		p.send(signal.Closing{Reason: reason, Deadline: now})
+		p.conn.Close("room closed")
+	}
+	for _, p := range ps {
+		<-p.left
+	}
+	s.log.Info("room closed", "room", id, "reason", reason, "participants", len(ps))
+}
+
+// WarnRoom tells every participant of room id, and everyone who joins it
+// later, that it closes at closesAt (an ending message). A room without
+// participants is not warned: it has none to tell, and its first join
+// creates it afresh.
+func (s *SFU) WarnRoom(id string, closesAt time.Time) {
+	s.mu.Lock()
+	r := s.rooms[id]
+	s.mu.Unlock()
+	if r == nil {
+		return
+	}
+	m := signal.NewEnding(closesAt, s.cfg.Now())
+	for _, p := range r.warn(closesAt) {
+		p.send(m)
+	}
 }
 
 // Shutdown refuses new joins, tells every participant the server is

@@ -135,6 +135,11 @@ func (c *Conn) readLoop(handle func(Message)) error {
 			}
 			return fmt.Errorf("signal: read: %w", err)
 		}
+		select {
+		case <-c.done:
+			return nil // closing: what the peer sends now is not handled
+		default:
+		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(PongWait))
 		if typ != websocket.TextMessage {
 			_ = c.Send(Error{Code: CodeBadMessage, Message: "only text messages are accepted"})
