@@ -69,6 +69,7 @@ type Client struct {
 	received     map[string]*Received    // track id -> stats, once media arrived
 	published    map[string]*Publisher
 	chats        []signal.ChatMessage
+	types        []string // of every server message, in order
 	errs         []signal.Error
 	closing      *signal.Closing
 	ending       *signal.Ending
@@ -228,6 +229,9 @@ func (c *Client) closePCs() {
 
 // handle runs on the signalling reader for each server message.
 func (c *Client) handle(m signal.Message, joined chan<- signal.Message) {
+	c.mu.Lock()
+	c.types = append(c.types, m.MessageType())
+	c.mu.Unlock()
 	switch v := m.(type) {
 	case signal.Joined:
 		c.mu.Lock()
@@ -394,6 +398,13 @@ func (c *Client) Closing() *signal.Closing {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closing
+}
+
+// MessageTypes returns the type of every server message received, in order.
+func (c *Client) MessageTypes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.types...)
 }
 
 // Ending returns the last warning that the room closes, if one came.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,7 @@ type participant struct {
 	closed  bool
 
 	chatLimit *rate.Limiter
+	chatLive  bool // the chat channel is open and got the history; guarded by room.chatMu
 
 	left     chan struct{} // closed when the session is over
 	leftOnce sync.Once
@@ -73,6 +75,7 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 		return nil, fmt.Errorf("chat data channel: %w", err)
 	}
 	p.chat.OnMessage(p.onChat)
+	p.chat.OnOpen(func() { p.room.openChat(p) })
 	p.sub.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
 			p.mu.Lock()
@@ -106,7 +109,9 @@ func (p *participant) publishPC() (*webrtc.PeerConnection, error) {
 	pc.OnTrack(p.onTrack)
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 		p.send(signal.Error{Code: signal.CodeBadChat, Message: fmt.Sprintf("data channel %q on the publish connection is not served; chat is the server's channel on the subscribe connection", dc.Label())})
-		_ = dc.Close()
+		// Closed once open: pion attaches the SCTP stream after this
+		// callback, and a Close before that never reaches the client.
+		dc.OnOpen(func() { _ = dc.Close() })
 	})
 	p.pub = pc
 	return pc, nil
@@ -155,6 +160,32 @@ func (p *participant) handle(m signal.Message) {
 	}
 }
 
+// sendingTracks counts the audio and video sections of an offer that send
+// media: not rejected (port 0), sendrecv (the default) or sendonly.
+func sendingTracks(sdp string) int {
+	n := 0
+	media, sending := false, false
+	end := func() {
+		if media && sending {
+			n++
+		}
+	}
+	for _, line := range strings.Split(sdp, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "m="):
+			end()
+			f := strings.Fields(strings.TrimPrefix(line, "m="))
+			media = len(f) > 1 && (f[0] == "audio" || f[0] == "video") && f[1] != "0"
+			sending = true
+		case line == "a=recvonly", line == "a=inactive":
+			sending = false
+		}
+	}
+	end()
+	return n
+}
+
 // answerOffer answers the client's offer on the publish peer connection.
 func (p *participant) answerOffer(o signal.Offer) error {
 	p.mu.Lock()
@@ -162,6 +193,9 @@ func (p *participant) answerOffer(o signal.Offer) error {
 		p.sources[t.ID] = t.Source
 	}
 	p.mu.Unlock()
+	if n := sendingTracks(o.SDP); n > MaxTracksPerParticipant {
+		return fmt.Errorf("the offer sends %d tracks, at most %d per participant: offer refused, nothing changed", n, MaxTracksPerParticipant)
+	}
 	pub, err := p.publishPC()
 	if err != nil {
 		return err
@@ -353,7 +387,7 @@ func (p *participant) onChat(msg webrtc.DataChannelMessage) {
 }
 
 func (p *participant) chatReady() bool {
-	return p.chat.ReadyState() == webrtc.DataChannelStateOpen
+	return p.room.chatOpen(p)
 }
 
 func (p *participant) sendChat(b []byte) {

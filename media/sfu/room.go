@@ -24,6 +24,9 @@ type Room struct {
 	order        []string // participant ids in join order
 	tracks       map[string]*publishedTrack
 	closesAt     time.Time // set by a warning: when the room closes
+
+	chatMu  sync.Mutex // orders chat: history, then live messages, per participant
+	history [][]byte   // the last ChatHistory messages, oldest first
 }
 
 func newRoom(id string, max int, m *metrics) *Room {
@@ -138,21 +141,57 @@ func (r *Room) unpublish(t *publishedTrack) {
 		if p == t.publisher {
 			continue
 		}
+		p.send(signal.TrackUnpublished{Track: t.info}) // before the offer that removes it
 		p.unsubscribe(t)
-		p.send(signal.TrackUnpublished{Track: t.info})
 	}
 }
 
-// chat relays text from p to everyone, p included.
+// ChatHistory is how many of a room's last chat messages a participant
+// gets when its chat channel opens.
+const ChatHistory = 100
+
+// chat relays text from p to everyone whose chat channel is open, p
+// included, and keeps it in the room's history.
 func (r *Room) chat(from *participant, text string, at time.Time) {
-	b, err := json.Marshal(signal.ChatMessage{From: from.info.ID, Name: from.info.Name, Text: text, At: at.UTC()})
+	b, err := json.Marshal(signal.ChatMessage{From: from.info.ID, Name: from.info.Name, Text: text, At: at})
 	if err != nil {
 		return
 	}
 	r.m.chat.Inc()
+	r.chatMu.Lock()
+	defer r.chatMu.Unlock()
+	r.history = appendHistory(r.history, b)
 	for _, p := range r.list() {
+		if p.chatLive {
+			p.sendChat(b)
+		}
+	}
+}
+
+// openChat sends p the room's chat history and then lets new messages
+// reach it, in that order.
+func (r *Room) openChat(p *participant) {
+	r.chatMu.Lock()
+	defer r.chatMu.Unlock()
+	for _, b := range r.history {
 		p.sendChat(b)
 	}
+	p.chatLive = true
+}
+
+// chatOpen reports whether p gets the room's chat messages.
+func (r *Room) chatOpen(p *participant) bool {
+	r.chatMu.Lock()
+	defer r.chatMu.Unlock()
+	return p.chatLive
+}
+
+// appendHistory appends b to h, dropping the oldest beyond ChatHistory.
+func appendHistory(h [][]byte, b []byte) [][]byte {
+	if len(h) >= ChatHistory {
+		h = append(h[:0:0], h[len(h)-ChatHistory+1:]...)
+	}
+	return append(h, b)
 }
 
 // broadcast sends m to everyone except skip.

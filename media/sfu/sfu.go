@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,7 +127,9 @@ func (s *SFU) Ready() bool {
 }
 
 // checkOrigin accepts requests without Origin (non-browser clients), from
-// the same host, or from an allowed origin.
+// an allowed origin, or from the same origin: the same host and port and,
+// when the request's scheme is known (TLS, or X-Forwarded-Proto from a
+// proxy), the same scheme.
 func (s *SFU) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -137,15 +140,66 @@ func (s *SFU) checkOrigin(r *http.Request) bool {
 			return true
 		}
 	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	return strings.EqualFold(u.Host, r.Host)
+	return sameOrigin(origin, r)
 }
 
-// serveWS authenticates a signalling connection and runs its session.
+// sameOrigin reports whether origin names the scheme, host and port r was
+// sent to; a port left out is the scheme's default.
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	scheme := requestScheme(r)
+	if scheme != "" && scheme != u.Scheme {
+		return false
+	}
+	if scheme == "" {
+		scheme = u.Scheme
+	}
+	oh, op := hostPort(u.Host, u.Scheme)
+	rh, rp := hostPort(r.Host, scheme)
+	return strings.EqualFold(oh, rh) && op == rp
+}
+
+// requestScheme is "https" or "http" when r says which, else "".
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	switch p = strings.ToLower(strings.TrimSpace(p)); p {
+	case "http", "https":
+		return p
+	}
+	return ""
+}
+
+// hostPort splits host[:port], giving the scheme's default port when none
+// is written.
+func hostPort(hostport, scheme string) (host, port string) {
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		return strings.Trim(h, "[]"), p
+	}
+	if scheme == "https" {
+		return strings.Trim(hostport, "[]"), "443"
+	}
+	return strings.Trim(hostport, "[]"), "80"
+}
+
+// serveWS authenticates a signalling connection and runs its session. The
+// checks come in the order a client can act on: the Origin (403), then
+// whether the server takes joins at all (503), then a token in the URL (401).
 func (s *SFU) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !s.checkOrigin(r) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	if !s.startSession() {
+		http.Error(w, ErrClosing.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer s.sessions.Done()
 	var claims *token.Claims
 	if tok := r.URL.Query().Get("token"); tok != "" {
 		c, err := s.verify(tok)
@@ -156,11 +210,6 @@ func (s *SFU) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		claims = &c
 	}
-	if !s.startSession() {
-		http.Error(w, ErrClosing.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	defer s.sessions.Done()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered the request
@@ -218,6 +267,27 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 		}
 		close(joined)
 	}
+	refuse := func(reason string) {
+		s.m.joins.WithLabelValues("unauthorized").Inc()
+		_ = conn.Send(signal.Error{Code: signal.CodeUnauthorized, Message: reason})
+		conn.Close("unauthorized")
+	}
+	// Before the join, anything but a join is not_joined; a join that does
+	// not decode (no token, a token that is not a string) is refused.
+	conn.OnBadMessage(func(raw []byte, e signal.Error) {
+		if p != nil {
+			_ = conn.Send(e)
+			return
+		}
+		var head struct {
+			Type string `json:"type"`
+		}
+		if raw != nil && json.Unmarshal(raw, &head) == nil && head.Type == signal.TypeJoin {
+			refuse("join token refused: " + e.Message)
+			return
+		}
+		_ = conn.Send(signal.Error{Code: signal.CodeNotJoined, Message: "the first message must be join: " + e.Message})
+	})
 	if claims != nil {
 		admit(*claims)
 	}
@@ -238,9 +308,7 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 		}
 		c, err := s.verify(j.Token)
 		if err != nil {
-			s.m.joins.WithLabelValues("unauthorized").Inc()
-			_ = conn.Send(signal.Error{Code: signal.CodeUnauthorized, Message: "join token refused: " + err.Error()})
-			conn.Close("unauthorized")
+			refuse("join token refused: " + err.Error())
 			return
 		}
 		admit(c)
