@@ -163,6 +163,18 @@ func TestWarnRoomTellsEveryoneAndLateJoiners(t *testing.T) {
 	mintAt := func(room, user string) string {
 		return mintIssued(t, room, user, now)
 	}
+	// A room warned before anyone is in it warns its first participant.
+	s.sfu.WarnRoom("room-early", now.Add(time.Minute))
+	early, err := client.Join(ctx, client.Options{URL: s.url, Token: mintAt("room-early", "e")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	waitFor(t, ctx, "the warning of an empty room", func() bool { return early.Ending() != nil })
+	if e := early.Ending(); e.RemainingMS != 60000 {
+		t.Fatalf("ending = %+v, want 60000 ms", e)
+	}
+
 	a, err := client.Join(ctx, client.Options{URL: s.url, Token: mintAt("room-w", "a")})
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +182,6 @@ func TestWarnRoomTellsEveryoneAndLateJoiners(t *testing.T) {
 	defer a.Close()
 	closesAt := now.Add(5 * time.Minute)
 	s.sfu.WarnRoom("room-w", closesAt)
-	s.sfu.WarnRoom("no-such-room", closesAt) // no-op
 	waitFor(t, ctx, "the warning", func() bool { return a.Ending() != nil })
 	if e := a.Ending(); !e.ClosesAt.Equal(closesAt) || e.RemainingMS != 300000 {
 		t.Fatalf("ending = %+v, want closes_at %s and 300000 ms", e, closesAt)

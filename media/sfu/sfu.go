@@ -40,6 +40,7 @@ type SFU struct {
 
 	mu       sync.Mutex
 	rooms    map[string]*Room
+	warnings map[string]time.Time // room id -> closesAt, from WarnRoom until CloseRoom
 	draining bool
 	closed   bool
 	sessions sync.WaitGroup // one per WebSocket session
@@ -58,7 +59,7 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}}
+	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}, warnings: map[string]time.Time{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	iceConn = rawudp.New(iceConn)
@@ -340,6 +341,7 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 	created := r == nil
 	if created {
 		r = newRoom(c.Room, s.cfg.MaxParticipants, s.m)
+		r.closesAt = s.warnings[c.Room]
 	}
 	p.room = r
 	tracks, err := r.add(p, s.cfg.Now) // sends joined (and ending)
@@ -407,6 +409,7 @@ func (s *SFU) CloseRoom(id, reason string) {
 		delete(s.rooms, id)
 		s.m.rooms.Dec()
 	}
+	delete(s.warnings, id)
 	s.mu.Unlock()
 	if r == nil {
 		return
@@ -424,11 +427,11 @@ func (s *SFU) CloseRoom(id, reason string) {
 }
 
 // WarnRoom tells every participant of room id, and everyone who joins it
-// later, that it closes at closesAt (an ending message). A room without
-// participants is not warned: it has none to tell, and its first join
-// creates it afresh.
+// later, that it closes at closesAt (an ending message). The warning holds
+// until CloseRoom, also for a room that has no participants now.
 func (s *SFU) WarnRoom(id string, closesAt time.Time) {
 	s.mu.Lock()
+	s.warnings[id] = closesAt
 	r := s.rooms[id]
 	s.mu.Unlock()
 	if r == nil {
