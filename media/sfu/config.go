@@ -19,8 +19,9 @@ type Config struct {
 	// Keys returns the join-token key of a room; required. A join token is
 	// verified with the key of the room it names; an error (the room is not
 	// open, or unknown) refuses the join as unauthorized with the error's
-	// text. It is called for every join, from many goroutines, and must not
-	// call the SFU.
+	// text. It is called twice per join (to verify the token and, once
+	// admitted, to refuse a join whose room closed meanwhile), from many
+	// goroutines, with no lock of the SFU held.
 	Keys func(room string) ([]byte, error)
 	// Registerer receives the SFU's metrics; nil registers them nowhere.
 	Registerer prometheus.Registerer
