@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"meeting.dev/meeting/media/sfu"
 )
 
@@ -53,8 +55,7 @@ func (f *sfuFlags) register(fs *flag.FlagSet) {
 // config returns the validated SFU configuration.
 func (f *sfuFlags) config() (sfu.Config, error) {
 	cfg := sfu.Config{
-		TokenKey:        []byte(f.tokenKey),
-		Room:            f.room,
+		Keys:            f.keys(),
 		MaxParticipants: f.maxPart,
 		DrainTimeout:    f.drain,
 		AllowedOrigins:  f.allowedOrigins,
@@ -80,6 +81,18 @@ func (f *sfuFlags) config() (sfu.Config, error) {
 		return cfg, err
 	}
 	return cfg, cfg.Validate()
+}
+
+// keys is the SFU's key lookup: the one --token-key for every room, or
+// for the --room only.
+func (f *sfuFlags) keys() func(room string) ([]byte, error) {
+	key, only := []byte(f.tokenKey), f.room
+	return func(room string) ([]byte, error) {
+		if only != "" && room != only {
+			return nil, fmt.Errorf("this SFU serves only room %q", only)
+		}
+		return key, nil
+	}
 }
 
 // sfuList is a repeatable, comma-separated string flag.
@@ -111,39 +124,41 @@ func runSFU(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg.Logger = log
 
+	reg := newRegistry()
+	cfg.Registerer = reg
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(f.udpIP), Port: f.udpPort})
 	if err != nil {
 		return fmt.Errorf("sfu: listen udp: %w", err)
 	}
 	defer udp.Close()
-	httpLn, err := net.Listen("tcp", f.httpAddr)
-	if err != nil {
-		return fmt.Errorf("sfu: listen http: %w", err)
-	}
 	s, err := sfu.New(cfg, udp)
 	if err != nil {
-		_ = httpLn.Close()
 		return fmt.Errorf("sfu: %w", err)
 	}
-	httpSrv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- httpSrv.Serve(httpLn) }()
-	log.Info("sfu ready", "http", httpLn.Addr().String(), "udp", udp.LocalAddr().String(),
-		"public_ips", strings.Join(f.publicIPs, ","), "room", f.room, "pid", os.Getpid())
+	defer s.Close() // after Shutdown, a no-op; after an HTTP error, the end of every session
 
-	select {
-	case <-ctx.Done():
-	case err = <-httpDone:
-		err = fmt.Errorf("sfu: http server: %w", err)
+	mux := http.NewServeMux()
+	mux.Handle("/ws", s.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.Ready() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	log.Info("sfu starting", "udp", udp.LocalAddr().String(),
+		"public_ips", strings.Join(f.publicIPs, ","), "room", f.room, "pid", os.Getpid())
+	drain := func(ctx context.Context) {
+		log.Info("sfu draining", "timeout", f.drain.String())
+		s.Shutdown(ctx)
 	}
-	log.Info("sfu draining", "timeout", f.drain.String())
-	drainCtx, cancel := context.WithTimeout(context.Background(), f.drain+5*time.Second)
-	defer cancel()
-	s.Shutdown(drainCtx)
-	errs := []error{err}
-	if herr := httpSrv.Shutdown(drainCtx); herr != nil && !errors.Is(herr, http.ErrServerClosed) {
-		errs = append(errs, fmt.Errorf("sfu: http shutdown: %w", herr))
+	if err := serveHTTP(ctx, log, f.httpAddr, mux, f.drain+5*time.Second, drain); err != nil {
+		return fmt.Errorf("sfu: %w", err)
 	}
 	log.Info("sfu stopped")
-	return errors.Join(errs...)
+	return nil
 }

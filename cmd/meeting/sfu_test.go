@@ -105,6 +105,18 @@ func TestSFURoleServesLoadtestAndDrains(t *testing.T) {
 		t.Fatalf("metrics lack forwarded packets:\n%.500s", m.String())
 	}
 
+	// The role serves --room only.
+	other, err := token.Mint([]byte(key), token.Claims{Room: "r2", User: "x"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := client.Join(context.Background(), client.Options{URL: wsURL, Token: other}); err == nil {
+		c.Close()
+		t.Fatal("joined a room other than --room")
+	} else if !strings.Contains(err.Error(), "unauthorized") || !strings.Contains(err.Error(), "only room") {
+		t.Fatalf("join of another room: %v", err)
+	}
+
 	// A participant still connected at SIGTERM is told and then cut off.
 	tok, err := token.Mint([]byte(key), token.Claims{Room: "r1", User: "late"}, time.Minute)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,33 +144,7 @@ func serveAPI(ctx context.Context, cfg apiConfig, log *slog.Logger, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, log, cfg.httpAddr, h, cfg.shutdownGrace)
-}
-
-// serveHTTP serves h on addr until ctx ends, then drains for up to grace.
-func serveHTTP(ctx context.Context, log *slog.Logger, addr string, h http.Handler, grace time.Duration) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", "addr", "http://"+ln.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve HTTP: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "grace", grace)
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shut down HTTP: %w", err)
-	}
-	return nil
+	return serveHTTP(ctx, log, cfg.httpAddr, h, cfg.shutdownGrace, nil)
 }
 
 // jwtSecret returns the configured secret or, standalone, the one kept in

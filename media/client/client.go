@@ -17,9 +17,10 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
-	"github.com/pion/logging"
 	"github.com/pion/webrtc/v3"
 
+	"meeting.dev/meeting/media/internal/peer"
+	"meeting.dev/meeting/media/internal/pionlog"
 	"meeting.dev/meeting/media/signal"
 )
 
@@ -68,8 +69,10 @@ type Client struct {
 	received     map[string]*Received    // track id -> stats, once media arrived
 	published    map[string]*Publisher
 	chats        []signal.ChatMessage
+	types        []string // of every server message, in order
 	errs         []signal.Error
 	closing      *signal.Closing
+	ending       *signal.Ending
 	closed       bool
 	chat         *webrtc.DataChannel
 }
@@ -171,7 +174,7 @@ func (c *Client) newPeerConnections() error {
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		return fmt.Errorf("client: interceptors: %w", err)
 	}
-	se := webrtc.SettingEngine{LoggerFactory: quietLogs{}}
+	se := webrtc.SettingEngine{LoggerFactory: pionlog.New(nil)}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -217,26 +220,18 @@ func (c *Client) closePCs() {
 	pub := c.pub
 	c.offerMu.Unlock()
 	if pub != nil {
-		_ = closePC(pub)
+		_ = peer.Close(pub)
 	}
 	if c.sub != nil {
-		_ = closePC(c.sub)
+		_ = peer.Close(c.sub)
 	}
-}
-
-// closePC closes pc, first letting a connection that is still connecting
-// finish for at most a second (pion/webrtc v3.3.6 has a data race between
-// Close and the ICE transport's set-up after a successful check).
-func closePC(pc *webrtc.PeerConnection) error {
-	deadline := time.Now().Add(time.Second)
-	for settling(pc) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	return pc.Close()
 }
 
 // handle runs on the signalling reader for each server message.
 func (c *Client) handle(m signal.Message, joined chan<- signal.Message) {
+	c.mu.Lock()
+	c.types = append(c.types, m.MessageType())
+	c.mu.Unlock()
 	switch v := m.(type) {
 	case signal.Joined:
 		c.mu.Lock()
@@ -281,6 +276,10 @@ func (c *Client) handle(m signal.Message, joined chan<- signal.Message) {
 	case signal.Closing:
 		c.mu.Lock()
 		c.closing = &v
+		c.mu.Unlock()
+	case signal.Ending:
+		c.mu.Lock()
+		c.ending = &v
 		c.mu.Unlock()
 	case signal.Error:
 		c.mu.Lock()
@@ -401,6 +400,20 @@ func (c *Client) Closing() *signal.Closing {
 	return c.closing
 }
 
+// MessageTypes returns the type of every server message received, in order.
+func (c *Client) MessageTypes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.types...)
+}
+
+// Ending returns the last warning that the room closes, if one came.
+func (c *Client) Ending() *signal.Ending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ending
+}
+
 // Done is closed when the signalling connection ended.
 func (c *Client) Done() <-chan struct{} { return c.runDone }
 
@@ -483,28 +496,4 @@ func Wait(ctx context.Context, cond func() bool) error {
 		}
 	}
 	return nil
-}
-
-// quietLogs drops pion's logs: the client reports through its own errors.
-type quietLogs struct{}
-
-func (quietLogs) NewLogger(string) logging.LeveledLogger { return quietLogger{} }
-
-type quietLogger struct{}
-
-func (quietLogger) Trace(string)          {}
-func (quietLogger) Tracef(string, ...any) {}
-func (quietLogger) Debug(string)          {}
-func (quietLogger) Debugf(string, ...any) {}
-func (quietLogger) Info(string)           {}
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Warn(string)           {}
-func (quietLogger) Warnf(string, ...any)  {}
-func (quietLogger) Error(string)          {}
-func (quietLogger) Errorf(string, ...any) {}
-
-// settling reports whether pc is still connecting: its ICE transport may be
-// about to be set up.
-func settling(pc *webrtc.PeerConnection) bool {
-	return pc.ConnectionState() == webrtc.PeerConnectionStateConnecting
 }

@@ -10,20 +10,27 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures an SFU. Zero values of optional fields take defaults.
 type Config struct {
-	// TokenKey is the HMAC key of join tokens; required.
-	TokenKey []byte
-	// Room, when not empty, is the only room identity served.
-	Room string
+	// Keys returns the join-token key of a room; required. A join token is
+	// verified with the key of the room it names; an error (the room is not
+	// open, or unknown) refuses the join as unauthorized with the error's
+	// text. It is called twice per join (to verify the token and, once
+	// admitted, to refuse a join whose room closed meanwhile), from many
+	// goroutines, with no lock of the SFU held.
+	Keys func(room string) ([]byte, error)
+	// Registerer receives the SFU's metrics; nil registers them nowhere.
+	Registerer prometheus.Registerer
 	// MaxParticipants caps each room (default 50).
 	MaxParticipants int
 	// DrainTimeout is how long Shutdown waits for participants to leave
 	// after telling them the server is closing (default 30s).
 	DrainTimeout time.Duration
-	// AllowedOrigins lists the Origin header values accepted on /ws, such
+	// AllowedOrigins lists the Origin header values accepted by Handler, such
 	// as "https://meet.example.org"; "*" accepts any. Empty means
 	// same-origin only (or no Origin header, as non-browser clients send).
 	AllowedOrigins []string
@@ -34,7 +41,7 @@ type Config struct {
 	JoinTimeout time.Duration
 	// Logger receives the SFU's logs (default slog.Default()).
 	Logger *slog.Logger
-	// Now is the clock for token expiry (default time.Now).
+	// Now is the clock of token expiry and of room warnings (default time.Now).
 	Now func() time.Time
 }
 
@@ -66,8 +73,8 @@ func (c *Config) setDefaults() {
 // Validate reports what is wrong with c, after defaults.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.TokenKey) == 0 {
-		errs = append(errs, errors.New("token key is required"))
+	if c.Keys == nil {
+		errs = append(errs, errors.New("key lookup (Keys) is required"))
 	}
 	if c.MaxParticipants < 0 {
 		errs = append(errs, fmt.Errorf("max participants %d is negative", c.MaxParticipants))

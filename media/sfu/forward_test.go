@@ -19,7 +19,7 @@ func (w *captureWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 func (w *captureWriter) Write(b []byte) (int, error) { return len(b), nil }
 
 func TestWriteRewritesHeaderAndDropsPadding(t *testing.T) {
-	m, err := newMetrics()
+	m, err := newMetrics(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

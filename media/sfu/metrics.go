@@ -4,12 +4,10 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// metrics are the SFU's Prometheus metrics, in a registry of its own.
+// metrics are the SFU's Prometheus metrics, all prefixed meeting_sfu_.
 type metrics struct {
-	reg          *prometheus.Registry
 	rooms        prometheus.Gauge
 	participants prometheus.Gauge
 	tracks       prometheus.Gauge
@@ -23,9 +21,12 @@ type metrics struct {
 	chat         prometheus.Counter
 }
 
-func newMetrics() (*metrics, error) {
+// newMetrics registers the metrics with reg; nil registers them nowhere.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry() // a registry nobody reads
+	}
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
 		rooms: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "meeting_sfu_rooms", Help: "Rooms with at least one participant."}),
 		participants: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -50,10 +51,9 @@ func newMetrics() (*metrics, error) {
 			Name: "meeting_sfu_chat_messages_total", Help: "Chat messages relayed."}),
 	}
 	for _, c := range []prometheus.Collector{m.rooms, m.participants, m.tracks, m.packets, m.bytes, m.nacks, m.retransmits,
-		m.plisIn, m.plisOut, m.joins, m.chat,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
-		if err := m.reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register metric: %w", err)
+		m.plisIn, m.plisOut, m.joins, m.chat} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register sfu metrics: %w", err)
 		}
 	}
 	return m, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/pion/webrtc/v3"
 	"golang.org/x/time/rate"
 
+	"meeting.dev/meeting/media/internal/peer"
 	"meeting.dev/meeting/media/signal"
 )
 
@@ -40,6 +42,10 @@ type participant struct {
 	closed  bool
 
 	chatLimit *rate.Limiter
+	chatLive  bool // the chat channel is open and got the history; guarded by room.chatMu
+
+	left     chan struct{} // closed when the session is over
+	leftOnce sync.Once
 
 	negMu        sync.Mutex // serialises offers on sub
 	offerPending bool       // an offer is waiting for its answer
@@ -57,6 +63,7 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 		// A chat message goes to the whole room: a sender gets 10 at once
 		// and 2 per second after.
 		chatLimit: rate.NewLimiter(2, 10),
+		left:      make(chan struct{}),
 	}
 	p.log = s.log.With("participant", p.info.ID, "user", user)
 	var err error
@@ -68,6 +75,7 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 		return nil, fmt.Errorf("chat data channel: %w", err)
 	}
 	p.chat.OnMessage(p.onChat)
+	p.chat.OnOpen(func() { p.room.openChat(p) })
 	p.sub.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
 			p.mu.Lock()
@@ -101,7 +109,9 @@ func (p *participant) publishPC() (*webrtc.PeerConnection, error) {
 	pc.OnTrack(p.onTrack)
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 		p.send(signal.Error{Code: signal.CodeBadChat, Message: fmt.Sprintf("data channel %q on the publish connection is not served; chat is the server's channel on the subscribe connection", dc.Label())})
-		_ = dc.Close()
+		// Closed once open: pion attaches the SCTP stream after this
+		// callback, and a Close before that never reaches the client.
+		dc.OnOpen(func() { _ = dc.Close() })
 	})
 	p.pub = pc
 	return pc, nil
@@ -150,6 +160,32 @@ func (p *participant) handle(m signal.Message) {
 	}
 }
 
+// sendingTracks counts the audio and video sections of an offer that send
+// media: not rejected (port 0), sendrecv (the default) or sendonly.
+func sendingTracks(sdp string) int {
+	n := 0
+	media, sending := false, false
+	end := func() {
+		if media && sending {
+			n++
+		}
+	}
+	for _, line := range strings.Split(sdp, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "m="):
+			end()
+			f := strings.Fields(strings.TrimPrefix(line, "m="))
+			media = len(f) > 1 && (f[0] == "audio" || f[0] == "video") && f[1] != "0"
+			sending = true
+		case line == "a=recvonly", line == "a=inactive":
+			sending = false
+		}
+	}
+	end()
+	return n
+}
+
 // answerOffer answers the client's offer on the publish peer connection.
 func (p *participant) answerOffer(o signal.Offer) error {
 	p.mu.Lock()
@@ -157,6 +193,9 @@ func (p *participant) answerOffer(o signal.Offer) error {
 		p.sources[t.ID] = t.Source
 	}
 	p.mu.Unlock()
+	if n := sendingTracks(o.SDP); n > MaxTracksPerParticipant {
+		return fmt.Errorf("the offer sends %d tracks, at most %d per participant: offer refused, nothing changed", n, MaxTracksPerParticipant)
+	}
 	pub, err := p.publishPC()
 	if err != nil {
 		return err
@@ -348,7 +387,7 @@ func (p *participant) onChat(msg webrtc.DataChannelMessage) {
 }
 
 func (p *participant) chatReady() bool {
-	return p.chat.ReadyState() == webrtc.DataChannelStateOpen
+	return p.room.chatOpen(p)
 }
 
 func (p *participant) sendChat(b []byte) {
@@ -356,6 +395,9 @@ func (p *participant) sendChat(b []byte) {
 		p.log.Debug("chat send failed", "err", err)
 	}
 }
+
+// finish marks p's session over.
+func (p *participant) finish() { p.leftOnce.Do(func() { close(p.left) }) }
 
 // close ends p's media; its published tracks end and leave the room.
 func (p *participant) close() {
@@ -389,33 +431,11 @@ func (p *participant) closeMedia() {
 	pub := p.pub
 	p.mu.Unlock()
 	if pub != nil {
-		if err := closePC(pub); err != nil {
+		if err := peer.Close(pub); err != nil {
 			p.log.Debug("close publish peer connection", "err", err)
 		}
 	}
-	if err := closePC(p.sub); err != nil {
+	if err := peer.Close(p.sub); err != nil {
 		p.log.Debug("close subscribe peer connection", "err", err)
 	}
-}
-
-// closePC closes pc, first letting a connection that is still connecting
-// finish (for at most closeWait): pion/webrtc v3.3.6 has a data race between
-// Close and the ICE transport's set-up right after its connectivity check
-// succeeds. On loopback and on real networks a live peer connects well
-// within the wait; a dead one is closed after it.
-func closePC(pc *webrtc.PeerConnection) error {
-	deadline := time.Now().Add(closeWait)
-	for settling(pc) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	return pc.Close()
-}
-
-// closeWait bounds how long closePC waits for a connection to settle.
-const closeWait = time.Second
-
-// settling reports whether pc is still connecting: its ICE transport may be
-// about to be set up.
-func settling(pc *webrtc.PeerConnection) bool {
-	return pc.ConnectionState() == webrtc.PeerConnectionStateConnecting
 }

@@ -23,6 +23,10 @@ type Room struct {
 	participants map[string]*participant
 	order        []string // participant ids in join order
 	tracks       map[string]*publishedTrack
+	closesAt     time.Time // set by a warning: when the room closes
+
+	chatMu  sync.Mutex // orders chat: history, then live messages, per participant
+	history [][]byte   // the last ChatHistory messages, oldest first
 }
 
 func newRoom(id string, max int, m *metrics) *Room {
@@ -33,21 +37,41 @@ func newRoom(id string, max int, m *metrics) *Room {
 // ID is the meeting identity.
 func (r *Room) ID() string { return r.id }
 
-// add admits p unless the room is full; it returns who and what was there.
-func (r *Room) add(p *participant) ([]*participant, []*publishedTrack, error) {
+// add admits p unless the room is full and sends it joined (who and what
+// is there) and, once the room was warned, ending; under the room's lock, so
+// that nothing about the room reaches p before joined. It returns the
+// room's tracks.
+func (r *Room) add(p *participant, now func() time.Time) ([]*publishedTrack, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.participants) >= r.max {
-		return nil, nil, ErrRoomFull
+		return nil, ErrRoomFull
 	}
-	others := r.listLocked()
+	j := signal.Joined{Room: r.id, You: p.info, Participants: make([]signal.Participant, 0, len(r.order)),
+		Tracks: make([]signal.Track, 0, len(r.tracks))}
+	for _, o := range r.listLocked() {
+		j.Participants = append(j.Participants, o.info)
+	}
 	tracks := make([]*publishedTrack, 0, len(r.tracks))
 	for _, t := range r.tracks {
 		tracks = append(tracks, t)
+		j.Tracks = append(j.Tracks, t.info)
 	}
 	r.participants[p.info.ID] = p
 	r.order = append(r.order, p.info.ID)
-	return others, tracks, nil
+	p.send(j)
+	if !r.closesAt.IsZero() {
+		p.send(signal.NewEnding(r.closesAt, now()))
+	}
+	return tracks, nil
+}
+
+// warn records when the room closes and returns who is there to tell.
+func (r *Room) warn(closesAt time.Time) []*participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closesAt = closesAt
+	return r.listLocked()
 }
 
 // remove takes p out; it returns the others and whether the room is now empty.
@@ -117,21 +141,57 @@ func (r *Room) unpublish(t *publishedTrack) {
 		if p == t.publisher {
 			continue
 		}
+		p.send(signal.TrackUnpublished{Track: t.info}) // before the offer that removes it
 		p.unsubscribe(t)
-		p.send(signal.TrackUnpublished{Track: t.info})
 	}
 }
 
-// chat relays text from p to everyone, p included.
+// ChatHistory is how many of a room's last chat messages a participant
+// gets when its chat channel opens.
+const ChatHistory = 100
+
+// chat relays text from p to everyone whose chat channel is open, p
+// included, and keeps it in the room's history.
 func (r *Room) chat(from *participant, text string, at time.Time) {
-	b, err := json.Marshal(signal.ChatMessage{From: from.info.ID, Name: from.info.Name, Text: text, At: at.UTC()})
+	b, err := json.Marshal(signal.ChatMessage{From: from.info.ID, Name: from.info.Name, Text: text, At: at})
 	if err != nil {
 		return
 	}
 	r.m.chat.Inc()
+	r.chatMu.Lock()
+	defer r.chatMu.Unlock()
+	r.history = appendHistory(r.history, b)
 	for _, p := range r.list() {
+		if p.chatLive {
+			p.sendChat(b)
+		}
+	}
+}
+
+// openChat sends p the room's chat history and then lets new messages
+// reach it, in that order.
+func (r *Room) openChat(p *participant) {
+	r.chatMu.Lock()
+	defer r.chatMu.Unlock()
+	for _, b := range r.history {
 		p.sendChat(b)
 	}
+	p.chatLive = true
+}
+
+// chatOpen reports whether p gets the room's chat messages.
+func (r *Room) chatOpen(p *participant) bool {
+	r.chatMu.Lock()
+	defer r.chatMu.Unlock()
+	return p.chatLive
+}
+
+// appendHistory appends b to h, dropping the oldest beyond ChatHistory.
+func appendHistory(h [][]byte, b []byte) [][]byte {
+	if len(h) >= ChatHistory {
+		h = append(h[:0:0], h[len(h)-ChatHistory+1:]...)
+	}
+	return append(h, b)
 }
 
 // broadcast sends m to everyone except skip.

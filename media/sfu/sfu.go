@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,8 +17,8 @@ import (
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v3"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"meeting.dev/meeting/media/internal/pionlog"
 	"meeting.dev/meeting/media/internal/rawudp"
 	"meeting.dev/meeting/media/signal"
 	"meeting.dev/meeting/media/token"
@@ -39,6 +40,7 @@ type SFU struct {
 
 	mu       sync.Mutex
 	rooms    map[string]*Room
+	warnings map[string]time.Time // room id -> closesAt, from WarnRoom until CloseRoom
 	draining bool
 	closed   bool
 	sessions sync.WaitGroup // one per WebSocket session
@@ -53,15 +55,15 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sfu config: %w", err)
 	}
-	m, err := newMetrics()
+	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}}
+	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}, warnings: map[string]time.Time{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	iceConn = rawudp.New(iceConn)
-	lf := pionLogs{log: cfg.Logger}
+	lf := pionlog.New(cfg.Logger)
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	s.mux = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), iceConn)
 	se.SetICEUDPMux(s.mux)
@@ -110,29 +112,25 @@ func newAPI(se webrtc.SettingEngine, publish bool) (*webrtc.API, error) {
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
-// Handler serves /ws (signalling), /healthz, /readyz and /metrics.
+// Handler serves the signalling WebSocket (docs/signaling.md) at whatever
+// path it is mounted on. Health, readiness and metrics are the caller's:
+// see Ready and Config.Registerer.
 func (s *SFU) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/ws", s.serveWS)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		s.mu.Lock()
-		draining := s.draining || s.closed
-		s.mu.Unlock()
-		if draining {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("/metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
-	return mux
+	return http.HandlerFunc(s.serveWS)
+}
+
+// Ready reports whether the SFU accepts joins: false once Shutdown or
+// Close began. Callers serve it as their readiness probe.
+func (s *SFU) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.draining && !s.closed
 }
 
 // checkOrigin accepts requests without Origin (non-browser clients), from
-// the same host, or from an allowed origin.
+// an allowed origin, or from the same origin: the same host and port and,
+// when the request's scheme is known (TLS, or X-Forwarded-Proto from a
+// proxy), the same scheme.
 func (s *SFU) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -143,18 +141,69 @@ func (s *SFU) checkOrigin(r *http.Request) bool {
 			return true
 		}
 	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	return strings.EqualFold(u.Host, r.Host)
+	return sameOrigin(origin, r)
 }
 
-// serveWS authenticates a signalling connection and runs its session.
+// sameOrigin reports whether origin names the scheme, host and port r was
+// sent to; a port left out is the scheme's default.
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	scheme := requestScheme(r)
+	if scheme != "" && scheme != u.Scheme {
+		return false
+	}
+	if scheme == "" {
+		scheme = u.Scheme
+	}
+	oh, op := hostPort(u.Host, u.Scheme)
+	rh, rp := hostPort(r.Host, scheme)
+	return strings.EqualFold(oh, rh) && op == rp
+}
+
+// requestScheme is "https" or "http" when r says which, else "".
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	switch p = strings.ToLower(strings.TrimSpace(p)); p {
+	case "http", "https":
+		return p
+	}
+	return ""
+}
+
+// hostPort splits host[:port], giving the scheme's default port when none
+// is written.
+func hostPort(hostport, scheme string) (host, port string) {
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		return strings.Trim(h, "[]"), p
+	}
+	if scheme == "https" {
+		return strings.Trim(hostport, "[]"), "443"
+	}
+	return strings.Trim(hostport, "[]"), "80"
+}
+
+// serveWS authenticates a signalling connection and runs its session. The
+// checks come in the order a client can act on: the Origin (403), then
+// whether the server takes joins at all (503), then a token in the URL (401).
 func (s *SFU) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !s.checkOrigin(r) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	if !s.startSession() {
+		http.Error(w, ErrClosing.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer s.sessions.Done()
 	var claims *token.Claims
 	if tok := r.URL.Query().Get("token"); tok != "" {
-		c, err := token.Verify(s.cfg.TokenKey, tok, s.cfg.Room, s.cfg.Now())
+		c, err := s.verify(tok)
 		if err != nil {
 			s.m.joins.WithLabelValues("unauthorized").Inc()
 			http.Error(w, "join token refused: "+err.Error(), http.StatusUnauthorized)
@@ -162,17 +211,17 @@ func (s *SFU) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		claims = &c
 	}
-	if !s.startSession() {
-		http.Error(w, ErrClosing.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	defer s.sessions.Done()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered the request
 	}
 	conn := signal.NewConn(ws)
 	s.session(conn, claims)
+}
+
+// verify checks a join token with the key of the room it names.
+func (s *SFU) verify(tok string) (token.Claims, error) {
+	return token.VerifyWith(s.cfg.Keys, tok, "", s.cfg.Now())
 }
 
 func (s *SFU) startSession() bool {
@@ -210,6 +259,8 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 				code = signal.CodeRoomFull
 			case errors.Is(err, ErrClosing):
 				code = signal.CodeClosing
+			case errors.Is(err, token.ErrNoRoom):
+				code = signal.CodeUnauthorized
 			}
 			_ = conn.Send(signal.Error{Code: code, Message: err.Error()})
 			conn.Close(code)
@@ -217,6 +268,27 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 		}
 		close(joined)
 	}
+	refuse := func(reason string) {
+		s.m.joins.WithLabelValues("unauthorized").Inc()
+		_ = conn.Send(signal.Error{Code: signal.CodeUnauthorized, Message: reason})
+		conn.Close("unauthorized")
+	}
+	// Before the join, anything but a join is not_joined; a join that does
+	// not decode (no token, a token that is not a string) is refused.
+	conn.OnBadMessage(func(raw []byte, e signal.Error) {
+		if p != nil {
+			_ = conn.Send(e)
+			return
+		}
+		var head struct {
+			Type string `json:"type"`
+		}
+		if raw != nil && json.Unmarshal(raw, &head) == nil && head.Type == signal.TypeJoin {
+			refuse("join token refused: " + e.Message)
+			return
+		}
+		_ = conn.Send(signal.Error{Code: signal.CodeNotJoined, Message: "the first message must be join: " + e.Message})
+	})
 	if claims != nil {
 		admit(*claims)
 	}
@@ -235,11 +307,9 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 			_ = conn.Send(signal.Error{Code: signal.CodeNotJoined, Message: "the first message must be join"})
 			return
 		}
-		c, err := token.Verify(s.cfg.TokenKey, j.Token, s.cfg.Room, s.cfg.Now())
+		c, err := s.verify(j.Token)
 		if err != nil {
-			s.m.joins.WithLabelValues("unauthorized").Inc()
-			_ = conn.Send(signal.Error{Code: signal.CodeUnauthorized, Message: "join token refused: " + err.Error()})
-			conn.Close("unauthorized")
+			refuse("join token refused: " + err.Error())
 			return
 		}
 		admit(c)
@@ -249,6 +319,7 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 		if err != nil {
 			p.log.Info("signalling ended", "err", err)
 		}
+		p.finish()
 	}
 }
 
@@ -270,8 +341,10 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 	created := r == nil
 	if created {
 		r = newRoom(c.Room, s.cfg.MaxParticipants, s.m)
+		r.closesAt = s.warnings[c.Room]
 	}
-	others, tracks, err := r.add(p)
+	p.room = r
+	tracks, err := r.add(p, s.cfg.Now) // sends joined (and ending)
 	if err != nil {
 		s.mu.Unlock()
 		p.close()
@@ -282,19 +355,19 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 		s.rooms[c.Room] = r
 		s.m.rooms.Inc()
 	}
-	p.room = r
 	s.m.participants.Inc()
 	s.mu.Unlock()
+	// The room may have closed between the token check and the admission:
+	// CloseRoom either found p in the room or ran before the admission, so
+	// after the caller withdrew the room's key.
+	if _, err := s.cfg.Keys(c.Room); err != nil {
+		s.remove(p)
+		p.closeMedia()
+		p.finish()
+		s.m.joins.WithLabelValues("unauthorized").Inc()
+		return nil, fmt.Errorf("%w: room %q: %w", token.ErrNoRoom, c.Room, err)
+	}
 	s.m.joins.WithLabelValues("ok").Inc()
-
-	j := signal.Joined{Room: r.id, You: p.info, Participants: make([]signal.Participant, 0, len(others)), Tracks: make([]signal.Track, 0, len(tracks))}
-	for _, o := range others {
-		j.Participants = append(j.Participants, o.info)
-	}
-	for _, t := range tracks {
-		j.Tracks = append(j.Tracks, t.info)
-	}
-	p.send(j)
 	r.broadcast(signal.ParticipantJoined{Participant: p.info}, p)
 	p.log.Info("joined", "room", r.id, "name", c.Name)
 	for _, t := range tracks {
@@ -304,20 +377,70 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 	return p, nil
 }
 
-// leave takes p out of its room, removing the room when it empties.
-func (s *SFU) leave(p *participant) {
+// remove takes p out of its room, removing the room when it empties.
+func (s *SFU) remove(p *participant) {
 	p.detach()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	_, empty := p.room.remove(p)
 	if empty && s.rooms[p.room.id] == p.room {
 		delete(s.rooms, p.room.id)
 		s.m.rooms.Dec()
 	}
 	s.m.participants.Dec()
-	s.mu.Unlock()
+}
+
+// leave takes p out of its room and tells the others.
+func (s *SFU) leave(p *participant) {
+	s.remove(p)
 	p.room.broadcast(signal.ParticipantLeft{Participant: p.info}, p)
 	p.log.Info("left", "room", p.room.id)
 	p.closeMedia()
+}
+
+// CloseRoom ends room id now: every participant is sent closing with
+// reason and a deadline of now, and their sessions end; it returns when
+// they have. It is a no-op for a room that does not exist. Joins to the room
+// afterwards are up to Config.Keys: withdraw the room's key first.
+func (s *SFU) CloseRoom(id, reason string) {
+	s.mu.Lock()
+	r := s.rooms[id]
+	if r != nil {
+		delete(s.rooms, id)
+		s.m.rooms.Dec()
+	}
+	delete(s.warnings, id)
+	s.mu.Unlock()
+	if r == nil {
+		return
+	}
+	ps := r.list()
+	now := s.cfg.Now()
+	for _, p := range ps {
+		p.send(signal.Closing{Reason: reason, Deadline: now})
+		p.conn.Close("room closed")
+	}
+	for _, p := range ps {
+		<-p.left
+	}
+	s.log.Info("room closed", "room", id, "reason", reason, "participants", len(ps))
+}
+
+// WarnRoom tells every participant of room id, and everyone who joins it
+// later, that it closes at closesAt (an ending message). The warning holds
+// until CloseRoom, also for a room that has no participants now.
+func (s *SFU) WarnRoom(id string, closesAt time.Time) {
+	s.mu.Lock()
+	s.warnings[id] = closesAt
+	r := s.rooms[id]
+	s.mu.Unlock()
+	if r == nil {
+		return
+	}
+	m := signal.NewEnding(closesAt, s.cfg.Now())
+	for _, p := range r.warn(closesAt) {
+		p.send(m)
+	}
 }
 
 // Shutdown refuses new joins, tells every participant the server is

@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 
 var testKey = []byte("test key: 32 bytes of room secret")
 
+// fixedKey gives every room testKey.
+func fixedKey(string) ([]byte, error) { return testKey, nil }
+
 type server struct {
 	sfu *SFU
 	url string
@@ -40,8 +43,8 @@ func startSFU(t testing.TB, cfg Config) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.TokenKey == nil {
-		cfg.TokenKey = testKey
+	if cfg.Keys == nil {
+		cfg.Keys = fixedKey
 	}
 	if cfg.Logger == nil {
 		level := slog.LevelWarn
@@ -331,7 +334,12 @@ func TestTokensRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	now := time.Now()
-	s := startSFU(t, Config{Room: "the-room"})
+	s := startSFU(t, Config{Keys: func(room string) ([]byte, error) {
+		if room != "the-room" {
+			return nil, fmt.Errorf("room %q is not open", room)
+		}
+		return testKey, nil
+	}})
 	forged, _ := token.Mint([]byte("some other key, also 32 bytes.."), token.Claims{Room: "the-room", User: "x"}, time.Hour)
 	expired, _ := token.Mint(testKey, token.Claims{Room: "the-room", User: "x", IssuedAt: now.Add(-2 * time.Hour)}, time.Hour)
 	wrongRoom, _ := token.Mint(testKey, token.Claims{Room: "another-room", User: "x"}, time.Hour)
@@ -674,4 +682,14 @@ func TestPublicIPAnnounced(t *testing.T) {
 		}
 		return
 	}
+}
+
+// mintIssued mints a join token issued at iat.
+func mintIssued(t testing.TB, room, user string, iat time.Time) string {
+	t.Helper()
+	tok, err := token.Mint(testKey, token.Claims{Room: room, User: user, Name: "Name " + user, IssuedAt: iat}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -36,6 +36,8 @@ type Conn struct {
 	out  chan []byte
 	done chan struct{}
 
+	bad func(raw []byte, e Error) // answers undecodable messages; nil sends e
+
 	closeOnce sync.Once
 	mu        sync.Mutex
 	closeMsg  []byte // close frame to send, set by Close
@@ -47,6 +49,12 @@ func NewConn(ws *websocket.Conn) *Conn {
 	ws.SetReadLimit(MaxMessageSize)
 	return &Conn{ws: ws, out: make(chan []byte, sendQueue), done: make(chan struct{})}
 }
+
+// OnBadMessage makes f answer the messages Run cannot decode, instead of
+// sending e (bad_message or unknown_type) as it is; raw is the message (nil
+// for a binary one). f runs on Run's goroutine, like handle. Call it
+// before Run.
+func (c *Conn) OnBadMessage(f func(raw []byte, e Error)) { c.bad = f }
 
 // Send queues m. It never blocks: when the queue is full the connection is
 // closed (ErrSlowPeer).
@@ -135,9 +143,14 @@ func (c *Conn) readLoop(handle func(Message)) error {
 			}
 			return fmt.Errorf("signal: read: %w", err)
 		}
+		select {
+		case <-c.done:
+			return nil // closing: what the peer sends now is not handled
+		default:
+		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(PongWait))
 		if typ != websocket.TextMessage {
-			_ = c.Send(Error{Code: CodeBadMessage, Message: "only text messages are accepted"})
+			c.badMessage(nil, Error{Code: CodeBadMessage, Message: "only text messages are accepted"})
 			continue
 		}
 		m, err := Decode(b)
@@ -146,11 +159,19 @@ func (c *Conn) readLoop(handle func(Message)) error {
 			if errors.Is(err, ErrUnknownType) {
 				code = CodeUnknownType
 			}
-			_ = c.Send(Error{Code: code, Message: err.Error()})
+			c.badMessage(b, Error{Code: code, Message: err.Error()})
 			continue
 		}
 		handle(m)
 	}
+}
+
+func (c *Conn) badMessage(raw []byte, e Error) {
+	if c.bad != nil {
+		c.bad(raw, e)
+		return
+	}
+	_ = c.Send(e)
 }
 
 func (c *Conn) writeLoop() {

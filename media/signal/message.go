@@ -13,7 +13,7 @@ import (
 
 // Message types. Client to server: Join, Offer, Answer, Candidate, Leave.
 // Server to client: Joined, Answer, Offer, ParticipantJoined,
-// ParticipantLeft, TrackPublished, TrackUnpublished, Closing, Error.
+// ParticipantLeft, TrackPublished, TrackUnpublished, Ending, Closing, Error.
 const (
 	TypeJoin              = "join"
 	TypeJoined            = "joined"
@@ -25,6 +25,7 @@ const (
 	TypeParticipantLeft   = "participant_left"
 	TypeTrackPublished    = "track_published"
 	TypeTrackUnpublished  = "track_unpublished"
+	TypeEnding            = "ending"
 	TypeClosing           = "closing"
 	TypeError             = "error"
 )
@@ -165,11 +166,47 @@ type TrackUnpublished struct {
 	Track Track `json:"track"`
 }
 
-// Closing says the server is shutting down; it closes the connection at Deadline.
+// Ending warns that the room closes at ClosesAt, RemainingMS milliseconds
+// after the message was sent; a Closing follows then.
+type Ending struct {
+	ClosesAt    time.Time `json:"closes_at"`
+	RemainingMS int64     `json:"remaining_ms"`
+}
+
+// NewEnding returns the Ending of a room closing at closesAt, as of now.
+func NewEnding(closesAt, now time.Time) Ending {
+	return Ending{ClosesAt: closesAt, RemainingMS: max(0, closesAt.Sub(now).Milliseconds())}
+}
+
+// MarshalJSON writes ClosesAt in UTC with millisecond precision.
+func (e Ending) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		ClosesAt    string `json:"closes_at"`
+		RemainingMS int64  `json:"remaining_ms"`
+	}{FormatTime(e.ClosesAt), e.RemainingMS})
+}
+
+// Closing says the server (or the room) is closing: it closes the
+// connection at Deadline.
 type Closing struct {
 	Reason   string    `json:"reason"`
 	Deadline time.Time `json:"deadline"`
 }
+
+// MarshalJSON writes Deadline in UTC with millisecond precision.
+func (c Closing) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Reason   string `json:"reason"`
+		Deadline string `json:"deadline"`
+	}{c.Reason, FormatTime(c.Deadline)})
+}
+
+// TimeLayout is how the protocol writes times: RFC 3339 in UTC with
+// milliseconds, such as 2026-11-24T10:00:00.123Z.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// FormatTime writes t in TimeLayout.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
 // Error reports a refused or failed request.
 type Error struct {
@@ -187,6 +224,7 @@ func (ParticipantJoined) MessageType() string { return TypeParticipantJoined }
 func (ParticipantLeft) MessageType() string   { return TypeParticipantLeft }
 func (TrackPublished) MessageType() string    { return TypeTrackPublished }
 func (TrackUnpublished) MessageType() string  { return TypeTrackUnpublished }
+func (Ending) MessageType() string            { return TypeEnding }
 func (Closing) MessageType() string           { return TypeClosing }
 func (Error) MessageType() string             { return TypeError }
 
@@ -219,6 +257,8 @@ func newMessage(t string) (Message, error) {
 		return &TrackPublished{}, nil
 	case TypeTrackUnpublished:
 		return &TrackUnpublished{}, nil
+	case TypeEnding:
+		return &Ending{}, nil
 	case TypeClosing:
 		return &Closing{}, nil
 	case TypeError:
@@ -279,6 +319,8 @@ func deref(p Message) Message {
 		return *v
 	case *TrackUnpublished:
 		return *v
+	case *Ending:
+		return *v
 	case *Closing:
 		return *v
 	case *Error:
@@ -321,6 +363,13 @@ func validate(m Message) error {
 	case Candidate:
 		if v.Target != TargetPublish && v.Target != TargetSubscribe {
 			return fmt.Errorf("target %q is not publish or subscribe", v.Target)
+		}
+	case Ending:
+		if v.ClosesAt.IsZero() {
+			return errors.New("closes_at is required")
+		}
+		if v.RemainingMS < 0 {
+			return errors.New("remaining_ms is negative")
 		}
 	case Error:
 		if v.Code == "" {
@@ -366,6 +415,16 @@ type ChatMessage struct {
 	Name string    `json:"name"`
 	Text string    `json:"text"`
 	At   time.Time `json:"at"`
+}
+
+// MarshalJSON writes At in UTC with millisecond precision.
+func (m ChatMessage) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		From string `json:"from"`
+		Name string `json:"name"`
+		Text string `json:"text"`
+		At   string `json:"at"`
+	}{m.From, m.Name, m.Text, FormatTime(m.At)})
 }
 
 // DecodeChat parses and checks a chat data channel message from a client.

@@ -25,6 +25,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 		TrackPublished{Track: Track{ID: "x"}},
 		TrackUnpublished{Track: Track{ID: "x"}},
 		Closing{Reason: "bye", Deadline: at},
+		Ending{ClosesAt: at.Add(1500 * time.Millisecond), RemainingMS: 1500},
 		Error{Code: CodeBadMessage, Message: "m"},
 	} {
 		b, err := Encode(m)
@@ -65,6 +66,9 @@ func TestDecodeRefuses(t *testing.T) {
 		{`{"type":"leave"} {"type":"leave"}`, false},
 		{`{"type":"offer","sdp":"` + strings.Repeat("a", MaxSDPSize+1) + `"}`, false},
 		{`{"type":"join","token":"` + strings.Repeat("a", MaxMessageSize) + `"}`, false},
+		{`{"type":"ending","remaining_ms":5}`, false},
+		{`{"type":"ending","closes_at":"2026-01-01T00:05:00Z","remaining_ms":-1}`, false},
+		{`{"type":"ending","closes_at":"soon","remaining_ms":1}`, false},
 	} {
 		_, err := Decode([]byte(tc.in))
 		if err == nil {
@@ -96,6 +100,7 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"candidate","target":"publish","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}`,
 		`{"type":"leave"}`,
 		`{"type":"closing","reason":"r","deadline":"2026-01-01T00:00:00Z"}`,
+		`{"type":"ending","closes_at":"2026-01-01T00:05:00.000Z","remaining_ms":300000}`,
 		`{"type":"error","code":"x","message":"y"}`,
 		`{"type":"joined","room":"r","you":{"id":"i"},"participants":[],"tracks":[]}`,
 		`{"type":1}`, `null`, ``,
@@ -120,4 +125,45 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("type changed: %s -> %s", m.MessageType(), again.MessageType())
 		}
 	})
+}
+
+func TestTimesInMilliseconds(t *testing.T) {
+	at := time.Date(2026, 11, 24, 11, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	for _, tc := range []struct {
+		m    Message
+		want string
+	}{
+		{Ending{ClosesAt: at, RemainingMS: 60000}, `{"type":"ending","closes_at":"2026-11-24T10:00:00.123Z","remaining_ms":60000}`},
+		{Closing{Reason: "r", Deadline: at}, `{"type":"closing","reason":"r","deadline":"2026-11-24T10:00:00.123Z"}`},
+	} {
+		b, err := Encode(tc.m)
+		if err != nil || string(b) != tc.want {
+			t.Errorf("Encode = %s, %v; want %s", b, err, tc.want)
+		}
+	}
+	b, err := json.Marshal(ChatMessage{From: "p", Name: "Ada", Text: "hi", At: at})
+	if want := `{"from":"p","name":"Ada","text":"hi","at":"2026-11-24T10:00:00.123Z"}`; err != nil || string(b) != want {
+		t.Errorf("chat = %s, %v; want %s", b, err, want)
+	}
+	var back ChatMessage
+	if err := json.Unmarshal(b, &back); err != nil || !back.At.Equal(at.Truncate(time.Millisecond)) {
+		t.Errorf("chat decodes to %v, %v", back.At, err)
+	}
+}
+
+func TestNewEnding(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		closes time.Time
+		want   int64
+	}{
+		{now.Add(5 * time.Minute), 300000},
+		{now.Add(1500 * time.Microsecond), 1},
+		{now, 0},
+		{now.Add(-time.Second), 0},
+	} {
+		if got := NewEnding(tc.closes, now).RemainingMS; got != tc.want {
+			t.Errorf("closes in %s: remaining_ms %d, want %d", tc.closes.Sub(now), got, tc.want)
+		}
+	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Errors returned by Verify; test with errors.Is.
+// Errors returned by Verify and VerifyWith; test with errors.Is.
 var (
 	// ErrNoKey means the key was empty: no token is ever valid without one.
 	ErrNoKey = errors.New("token: empty key")
@@ -22,6 +22,9 @@ var (
 	ErrExpired = errors.New("token: expired")
 	// ErrWrongRoom means the token was issued for another room.
 	ErrWrongRoom = errors.New("token: wrong room")
+	// ErrNoRoom means the key lookup knows no key for the token's room: the
+	// room is not open (or never was).
+	ErrNoRoom = errors.New("token: room not open")
 )
 
 // Claims is what a join token says.
@@ -52,8 +55,8 @@ func Mint(key []byte, c Claims, ttl time.Duration) (string, error) {
 	if c.Room == "" || c.User == "" {
 		return "", errors.New("token: room and user are required")
 	}
-	if ttl <= 0 {
-		return "", fmt.Errorf("token: ttl %s is not positive", ttl)
+	if ttl <= 0 || ttl > MaxLifetime {
+		return "", fmt.Errorf("token: ttl %s is not in (0, %s]", ttl, MaxLifetime)
 	}
 	iat := c.IssuedAt
 	if iat.IsZero() {
@@ -75,21 +78,65 @@ func Mint(key []byte, c Claims, ttl time.Duration) (string, error) {
 	return s, nil
 }
 
-// Verify checks tok's signature under key and its expiry at now and, when
+// Limits on a token's times.
+const (
+	// MaxLifetime is the longest a token may be valid: exp - iat.
+	MaxLifetime = 24 * time.Hour
+	// ClockSkew is how far in the future iat may be, for issuers whose
+	// clock runs ahead of the verifier's.
+	ClockSkew = time.Minute
+)
+
+// Verify checks tok's signature under key and its times at now and, when
 // room is not empty, that it admits to room. It returns the token's claims.
 func Verify(key []byte, tok, room string, now time.Time) (Claims, error) {
 	if len(key) == 0 {
 		return Claims{}, ErrNoKey
 	}
-	var jc jwtClaims
+	return VerifyWith(func(string) ([]byte, error) { return key, nil }, tok, room, now)
+}
+
+// VerifyWith checks tok like Verify, with the key keys returns for the room
+// the token names: a token of a room keys knows nothing of (an error) is
+// refused with ErrNoRoom wrapping that error. When room is not empty, a
+// token of another room is refused with ErrWrongRoom before keys is asked.
+//
+// The checks: HS256 under the room's key; room and sub present; exp
+// present and after now; iat present, at most ClockSkew after now, and at
+// most MaxLifetime before exp; nbf, when present, not after now.
+func VerifyWith(keys func(room string) ([]byte, error), tok, room string, now time.Time) (Claims, error) {
+	var (
+		jc     jwtClaims
+		keyErr error // what keyfunc refused, without jwt's wrapping
+	)
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithTimeFunc(func() time.Time { return now }),
 		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
 	)
-	_, err := p.ParseWithClaims(tok, &jc, func(*jwt.Token) (any, error) { return key, nil })
+	_, err := p.ParseWithClaims(tok, &jc, func(t *jwt.Token) (any, error) {
+		c, ok := t.Claims.(*jwtClaims)
+		switch {
+		case !ok || c.Room == "":
+			return nil, errors.New("room missing")
+		case room != "" && c.Room != room:
+			keyErr = ErrWrongRoom
+			return nil, keyErr
+		}
+		key, err := keys(c.Room)
+		switch {
+		case err != nil:
+			keyErr = fmt.Errorf("%w: room %q: %w", ErrNoRoom, c.Room, err)
+		case len(key) == 0:
+			keyErr = ErrNoKey
+		default:
+			return key, nil
+		}
+		return nil, keyErr
+	})
 	switch {
+	case keyErr != nil:
+		return Claims{}, keyErr
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return Claims{}, ErrExpired
 	case err != nil:
@@ -98,15 +145,15 @@ func Verify(key []byte, tok, room string, now time.Time) (Claims, error) {
 	if jc.Room == "" || jc.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: room or sub missing", ErrInvalid)
 	}
-	if room != "" && jc.Room != room {
-		return Claims{}, ErrWrongRoom
+	if jc.IssuedAt == nil {
+		return Claims{}, fmt.Errorf("%w: iat missing", ErrInvalid)
 	}
-	c := Claims{Room: jc.Room, User: jc.Subject, Name: jc.Name}
-	if jc.IssuedAt != nil {
-		c.IssuedAt = jc.IssuedAt.Time
+	iat, exp := jc.IssuedAt.Time, jc.ExpiresAt.Time
+	if iat.After(now.Add(ClockSkew)) {
+		return Claims{}, fmt.Errorf("%w: issued in the future (iat %s)", ErrInvalid, iat.UTC().Format(time.RFC3339))
 	}
-	if jc.ExpiresAt != nil {
-		c.ExpiresAt = jc.ExpiresAt.Time
+	if exp.Sub(iat) > MaxLifetime {
+		return Claims{}, fmt.Errorf("%w: lifetime %s exceeds %s", ErrInvalid, exp.Sub(iat), MaxLifetime)
 	}
-	return c, nil
+	return Claims{Room: jc.Room, User: jc.Subject, Name: jc.Name, IssuedAt: iat, ExpiresAt: exp}, nil
 }

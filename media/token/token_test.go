@@ -70,3 +70,75 @@ func TestMintVerify(t *testing.T) {
 		t.Fatal("mint without room succeeded")
 	}
 }
+
+func TestVerifyWithLooksUpTheTokensRoom(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	keys := map[string][]byte{
+		"r1": []byte("key of room one, 32 bytes long.."),
+		"r2": []byte("key of room two, 32 bytes long.."),
+	}
+	lookup := func(room string) ([]byte, error) {
+		if k, ok := keys[room]; ok {
+			return k, nil
+		}
+		return nil, errors.New("no such room")
+	}
+	mintAt := func(key []byte, room string, iat time.Time, ttl time.Duration) string {
+		t.Helper()
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{Room: room, RegisteredClaims: jwt.RegisteredClaims{
+			Subject: "u", IssuedAt: jwt.NewNumericDate(iat), ExpiresAt: jwt.NewNumericDate(iat.Add(ttl))}}).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	noIat, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{Room: "r1", RegisteredClaims: jwt.RegisteredClaims{
+		Subject: "u", ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}}).SignedString(keys["r1"])
+	notYet, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{Room: "r1", RegisteredClaims: jwt.RegisteredClaims{
+		Subject: "u", IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(time.Minute)),
+		ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}}).SignedString(keys["r1"])
+	noRoom, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{RegisteredClaims: jwt.RegisteredClaims{
+		Subject: "u", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour))}}).SignedString(keys["r1"])
+
+	for _, tc := range []struct {
+		name string
+		tok  string
+		room string
+		want error // nil: accepted
+	}{
+		{"room one", mintAt(keys["r1"], "r1", now, time.Hour), "", nil},
+		{"room two", mintAt(keys["r2"], "r2", now, time.Hour), "", nil},
+		{"room two only", mintAt(keys["r2"], "r2", now, time.Hour), "r2", nil},
+		{"another room's key", mintAt(keys["r1"], "r2", now, time.Hour), "", ErrInvalid},
+		{"room not open", mintAt(keys["r1"], "r3", now, time.Hour), "", ErrNoRoom},
+		{"wrong room", mintAt(keys["r1"], "r1", now, time.Hour), "r2", ErrWrongRoom},
+		{"no room claim", noRoom, "", ErrInvalid},
+		{"24h lifetime", mintAt(keys["r1"], "r1", now, MaxLifetime), "", nil},
+		{"lifetime over 24h", mintAt(keys["r1"], "r1", now, MaxLifetime+time.Second), "", ErrInvalid},
+		{"iat within skew", mintAt(keys["r1"], "r1", now.Add(ClockSkew), time.Hour), "", nil},
+		{"iat in the future", mintAt(keys["r1"], "r1", now.Add(ClockSkew+time.Second), time.Hour), "", ErrInvalid},
+		{"no iat", noIat, "", ErrInvalid},
+		{"nbf ahead", notYet, "", ErrInvalid},
+		{"expired", mintAt(keys["r1"], "r1", now.Add(-2*time.Hour), time.Hour), "", ErrExpired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := VerifyWith(lookup, tc.tok, tc.room, now)
+			if tc.want == nil {
+				if err != nil || c.User != "u" {
+					t.Fatalf("VerifyWith = %+v, %v", c, err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("VerifyWith = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	_, err := VerifyWith(lookup, mintAt(keys["r1"], "r3", now, time.Hour), "", now)
+	if err == nil || !strings.Contains(err.Error(), "no such room") || !strings.Contains(err.Error(), `"r3"`) {
+		t.Fatalf("unknown room error %v does not say why", err)
+	}
+	if _, err := Mint(keys["r1"], Claims{Room: "r1", User: "u"}, MaxLifetime+time.Second); err == nil {
+		t.Fatal("minted a token living over 24h")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	pionturn "github.com/pion/turn/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"meeting.dev/meeting/media/internal/pionlog"
 	"meeting.dev/meeting/media/internal/rawudp"
 )
 
@@ -177,7 +178,7 @@ func New(cfg Config) (*Server, error) {
 	sc := pionturn.ServerConfig{
 		Realm:         cfg.Realm,
 		AuthHandler:   auth.handle,
-		LoggerFactory: pionLogs{log: cfg.Logger},
+		LoggerFactory: pionlog.New(cfg.Logger),
 	}
 	for _, u := range s.udp {
 		raw := rawudp.New(u)

@@ -57,7 +57,7 @@ func relayOnlySession(t *testing.T, transport string) {
 		t.Fatal(err)
 	}
 	defer func() { _ = iceConn.Close() }()
-	s, err := sfu.New(sfu.Config{TokenKey: key, Logger: quiet}, iceConn)
+	s, err := sfu.New(sfu.Config{Keys: func(string) ([]byte, error) { return key, nil }, Logger: quiet}, iceConn)
 	if err != nil {
 		t.Fatal(err)
 	}
