@@ -54,7 +54,7 @@ func (c *apiConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "secret (at least 32 bytes) that signs API tokens; standalone generates one in the data directory when empty")
 	fs.StringVar(&c.adminPassword, "admin-password", "", "password of the initial root account, used only when root does not exist yet; a random one is generated and printed once when empty")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", 12*time.Hour, "lifetime of API tokens")
-	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are believed")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight requests may take after SIGTERM")
 	fs.DurationVar(&c.leadTime, "lead-time", time.Minute, "a meeting's media comes up and joins are admitted this long before beginAt (the operator's --lead-time)")
 	fs.DurationVar(&c.endGrace, "end-grace", time.Minute, "a meeting's media stays up and rejoins are admitted this long after endAt (the operator's --end-grace)")

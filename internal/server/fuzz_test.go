@@ -49,6 +49,11 @@ func FuzzMeetingRequests(f *testing.F) {
 		} else if checkIdentity(id) != nil || (e.Name != nil && *e.Name == "") {
 			t.Fatalf("accepted an invalid edit: %q %+v", id, e)
 		}
+		if id, err := parseJoin(bytes.NewReader(body)); err != nil {
+			mustBeClientError(t, err)
+		} else if checkIdentity(id) != nil {
+			t.Fatalf("accepted an invalid join: %q", id)
+		}
 		if _, err := parseCredentials(bytes.NewReader(body), true); err != nil {
 			mustBeClientError(t, err)
 		}

@@ -147,6 +147,7 @@ type reply struct {
 	Msg    string          `json:"msg"`
 	Data   json.RawMessage `json:"data"`
 	Raw    string
+	Header http.Header
 }
 
 // do sends a request; body is sent as is when a string, else as JSON.
@@ -180,7 +181,7 @@ func (h *harness) doWith(method, path, token string, body any, change func(*http
 	}
 	w := httptest.NewRecorder()
 	h.engine.ServeHTTP(w, req)
-	out := reply{Status: w.Code, Raw: w.Body.String()}
+	out := reply{Status: w.Code, Raw: w.Body.String(), Header: w.Header()}
 	if strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
 			h.t.Fatalf("%s %s: reply is not JSON: %q", method, path, w.Body.String())

@@ -212,6 +212,19 @@ func parseEdit(body io.Reader) (string, meeting.Change, error) {
 	return *in.Identity, out, nil
 }
 
+// joinInput is the body of POST /auth/meeting/join.
+type joinInput struct {
+	Identity string `json:"identity"`
+}
+
+func parseJoin(body io.Reader) (string, error) {
+	var in joinInput
+	if err := decodeJSON(body, &in); err != nil {
+		return "", err
+	}
+	return in.Identity, checkIdentity(in.Identity)
+}
+
 func checkTime(field string, ms int64) (time.Time, error) {
 	t := time.UnixMilli(ms).UTC()
 	if t.Before(earliestTime) || !t.Before(latestTime) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -42,7 +43,11 @@ type Config struct {
 	Registry *prometheus.Registry
 	// LoginLimiter limits login attempts per client address and per username.
 	LoginLimiter *auth.Limiter
-	// TrustedProxies may set X-Forwarded-For; none by default.
+	// JoinLimiter limits joins per user; a burst of 10, then one every 3 s
+	// when nil.
+	JoinLimiter *auth.Limiter
+	// TrustedProxies (addresses or CIDRs) may set X-Forwarded-For,
+	// X-Forwarded-Proto and X-Forwarded-Host; none by default.
 	TrustedProxies []string
 	// MaxBodyBytes caps request bodies; 64 KiB when zero.
 	MaxBodyBytes int64
@@ -52,14 +57,16 @@ type Config struct {
 
 // API serves the REST routes.
 type API struct {
-	accounts  Accounts
-	meetings  *meeting.Service
-	tokens    *auth.Tokens
-	hasher    auth.Hasher
-	log       *slog.Logger
-	limiter   *auth.Limiter
-	now       func() time.Time
-	dummyHash string
+	accounts    Accounts
+	meetings    *meeting.Service
+	tokens      *auth.Tokens
+	hasher      auth.Hasher
+	log         *slog.Logger
+	limiter     *auth.Limiter
+	joinLimiter *auth.Limiter
+	proxies     []netip.Prefix
+	now         func() time.Time
+	dummyHash   string
 }
 
 // New returns the HTTP handler of the whole API.
@@ -76,6 +83,13 @@ func New(cfg Config) (*gin.Engine, error) {
 	if cfg.LoginLimiter == nil {
 		cfg.LoginLimiter = auth.NewLimiter(10, 6*time.Second, cfg.Now)
 	}
+	if cfg.JoinLimiter == nil {
+		cfg.JoinLimiter = auth.NewLimiter(10, 3*time.Second, cfg.Now)
+	}
+	proxies, err := parseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
 	// Checking a password against this hash makes a login for an unknown
 	// user cost what a wrong password costs, so timing reveals nothing.
 	dummy, err := cfg.Hasher.Hash("not a password of anyone")
@@ -83,7 +97,7 @@ func New(cfg Config) (*gin.Engine, error) {
 		return nil, err
 	}
 	a := &API{accounts: cfg.Accounts, meetings: cfg.Meetings, tokens: cfg.Tokens, hasher: cfg.Hasher, log: cfg.Log,
-		limiter: cfg.LoginLimiter, now: cfg.Now, dummyHash: dummy}
+		limiter: cfg.LoginLimiter, joinLimiter: cfg.JoinLimiter, proxies: proxies, now: cfg.Now, dummyHash: dummy}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -122,6 +136,7 @@ func New(cfg Config) (*gin.Engine, error) {
 	g.GET("/meeting/members", a.listMembers)
 	g.POST("/meeting/members", a.addMembers)
 	g.DELETE("/meeting/members", a.removeMember)
+	g.POST("/meeting/join", a.join)
 	return r, nil
 }
 
