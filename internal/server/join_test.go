@@ -234,3 +234,40 @@ func TestJoinSignalURL(t *testing.T) {
 		t.Errorf("absolute signal URL, no TURN: %s", r.Raw)
 	}
 }
+
+// list and get show each meeting's phase and, while Running or Ending, how
+// many are online.
+func TestPhaseInReplies(t *testing.T) {
+	h := newJoinHarness(t, "sqlite") // h.m opens now; the fake media is ready with 3 online
+	now := h.clock()
+	later := h.create(h.alice, map[string]any{"name": "later", "begin_at": ms(now.Add(3 * time.Hour)), "end_at": ms(now.Add(4 * time.Hour))})
+	if later.Phase != "Scheduled" || later.ParticipantsOnline != 0 {
+		t.Errorf("create reply: phase %q online %d", later.Phase, later.ParticipantsOnline)
+	}
+	var l listReply
+	h.decode(h.do("GET", "/auth/meeting/list", h.alice, nil), &l)
+	if len(l.List) != 2 || l.List[0].Phase != "Scheduled" || l.List[0].ParticipantsOnline != 0 ||
+		l.List[1].Phase != "Running" || l.List[1].ParticipantsOnline != 3 {
+		t.Errorf("list: %+v", l.List)
+	}
+	if !strings.Contains(h.do("GET", "/auth/meeting/list", h.alice, nil).Raw, `"phase":"Scheduled","participants_online":0`) {
+		t.Error("participants_online is not always present")
+	}
+	h.rooms.set(newFakeRooms().room, nil, meeting.RoomStatus{Online: 1})
+	var d detailReply
+	h.decode(h.do("GET", "/auth/meeting/get?identity="+h.m.Identity, h.bob, nil), &d)
+	if d.Phase != "Starting" || d.ParticipantsOnline != 0 {
+		t.Errorf("get while the media starts: phase %q online %d", d.Phase, d.ParticipantsOnline)
+	}
+	h.advance(time.Hour)
+	h.bob = h.login("bob")
+	h.decode(h.do("GET", "/auth/meeting/get?identity="+h.m.Identity, h.bob, nil), &d)
+	if d.Phase != "Ending" || d.ParticipantsOnline != 1 {
+		t.Errorf("get in the grace: phase %q online %d", d.Phase, d.ParticipantsOnline)
+	}
+	h.advance(policy.Grace)
+	h.decode(h.do("GET", "/auth/meeting/get?identity="+h.m.Identity, h.bob, nil), &d)
+	if d.Phase != "Ended" || d.ParticipantsOnline != 0 {
+		t.Errorf("get after the grace: phase %q online %d", d.Phase, d.ParticipantsOnline)
+	}
+}
