@@ -19,6 +19,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"meeting.dev/meeting/internal/auth"
+	"meeting.dev/meeting/internal/meeting"
+	"meeting.dev/meeting/internal/schedule"
 	"meeting.dev/meeting/internal/server"
 	"meeting.dev/meeting/internal/store"
 )
@@ -34,7 +36,12 @@ type apiConfig struct {
 	tokenTTL       time.Duration
 	trustedProxies string
 	shutdownGrace  time.Duration
-	log            logFlags
+	// leadTime and endGrace are the schedule policy: media comes up
+	// leadTime before a meeting begins and stays endGrace after it ends
+	// (the operator's flags of the same names).
+	leadTime time.Duration
+	endGrace time.Duration
+	log      logFlags
 }
 
 func (c *apiConfig) register(fs *flag.FlagSet) {
@@ -46,8 +53,10 @@ func (c *apiConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "secret (at least 32 bytes) that signs API tokens; standalone generates one in the data directory when empty")
 	fs.StringVar(&c.adminPassword, "admin-password", "", "password of the initial root account, used only when root does not exist yet; a random one is generated and printed once when empty")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", 12*time.Hour, "lifetime of API tokens")
-	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For is believed")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are believed")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight requests may take after SIGTERM")
+	fs.DurationVar(&c.leadTime, "lead-time", time.Minute, "a meeting's media comes up and joins are admitted this long before beginAt (the operator's --lead-time)")
+	fs.DurationVar(&c.endGrace, "end-grace", time.Minute, "a meeting's media stays up and rejoins are admitted this long after endAt (the operator's --end-grace)")
 	c.log.register(fs, "text")
 }
 
@@ -77,7 +86,21 @@ func (c *apiConfig) validate() error {
 	if c.shutdownGrace <= 0 {
 		errs = append(errs, errors.New("--shutdown-grace must be positive"))
 	}
+	if c.leadTime < 0 || c.leadTime > maxScheduleMargin {
+		errs = append(errs, fmt.Errorf("--lead-time %s: want between 0 and %s", c.leadTime, maxScheduleMargin))
+	}
+	if c.endGrace < 0 || c.endGrace > maxScheduleMargin {
+		errs = append(errs, fmt.Errorf("--end-grace %s: want between 0 and %s", c.endGrace, maxScheduleMargin))
+	}
 	return errors.Join(errs...)
+}
+
+// maxScheduleMargin bounds --lead-time and --end-grace.
+const maxScheduleMargin = 24 * time.Hour
+
+// policy is the schedule policy of the flags.
+func (c *apiConfig) policy() schedule.Policy {
+	return schedule.Policy{LeadTime: c.leadTime, Grace: c.endGrace}
 }
 
 func defaultDataDir() string {
@@ -139,8 +162,13 @@ func serveAPI(ctx context.Context, cfg apiConfig, log *slog.Logger, stdout io.Wr
 	if cfg.trustedProxies != "" {
 		proxies = strings.Split(cfg.trustedProxies, ",")
 	}
+	meetings, err := meeting.New(meeting.Config{Store: st, Rooms: noRooms{}, Policy: cfg.policy(), Log: log})
+	if err != nil {
+		return err
+	}
 	gin.SetMode(gin.ReleaseMode)
-	h, err := server.New(server.Config{Store: st, Tokens: tokens, Hasher: hasher, Log: log, Registry: reg, TrustedProxies: proxies})
+	h, err := server.New(server.Config{Accounts: st, Meetings: meetings, Tokens: tokens, Hasher: hasher, Log: log,
+		Registry: reg, TrustedProxies: proxies})
 	if err != nil {
 		return err
 	}
@@ -218,4 +246,19 @@ func ensureAdmin(ctx context.Context, st *store.Store, hasher auth.Hasher, passw
 	}
 	log.Info("created the root account", "generated_password", generated)
 	return nil
+}
+
+// noRooms is Rooms with no media at all: every meeting's media is "not
+// ready", so joins answer 503 and no meeting shows Running. It stands in
+// until the in-process rooms (internal/local) are wired here.
+type noRooms struct{}
+
+func (noRooms) Schedule(context.Context, meeting.Meeting) error { return nil }
+func (noRooms) Remove(context.Context, string, string) error    { return nil }
+func (noRooms) Status(context.Context, string) meeting.RoomStatus {
+	return meeting.RoomStatus{}
+}
+
+func (noRooms) Room(_ context.Context, identity string) (meeting.Room, error) {
+	return meeting.Room{}, fmt.Errorf("meeting %s: no media in this process: %w", identity, meeting.ErrMediaNotReady)
 }

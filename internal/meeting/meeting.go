@@ -8,6 +8,7 @@ package meeting
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"meeting.dev/meeting/internal/schedule"
@@ -48,9 +49,57 @@ const (
 
 // User is an account as the service sees it.
 type User struct {
+	ID        uint64
+	Username  string
+	CreatedAt time.Time
+}
+
+// Account is a user with the hash of its password, as the account
+// handlers and the store exchange it.
+type Account struct {
 	ID       uint64
 	Username string
+	// PasswordHash is a bcrypt hash, or an md5 hex digest from the seed
+	// until the first login re-hashes it.
+	PasswordHash string
+	CreatedAt    time.Time
 }
+
+// User is the account without its password hash.
+func (a Account) User() User { return User{ID: a.ID, Username: a.Username, CreatedAt: a.CreatedAt} }
+
+// Error is a refusal whose message is meant for the client; errors.Is
+// matches its Kind (one of the errors above).
+type Error struct {
+	Kind error
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the kind of the refusal.
+func (e *Error) Unwrap() error { return e.Kind }
+
+func refuse(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// NotOpenError refuses a join before the meeting's room opens; it is
+// ErrNotOpen to errors.Is and tells when the meeting begins.
+type NotOpenError struct {
+	Identity string
+	BeginAt  time.Time
+	// OpensAt is BeginAt less the lead time: joins are admitted from then.
+	OpensAt time.Time
+}
+
+func (e *NotOpenError) Error() string {
+	return fmt.Sprintf("meeting %s has not opened yet: it begins at %s; joining is possible from %s",
+		e.Identity, e.BeginAt.UTC().Format(time.RFC3339), e.OpensAt.UTC().Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrNotOpen) true.
+func (e *NotOpenError) Is(target error) bool { return target == ErrNotOpen }
 
 // Meeting is a scheduled meeting.
 type Meeting struct {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"meeting.dev/meeting/internal/store"
+	"meeting.dev/meeting/internal/meeting"
 	"meeting.dev/meeting/internal/store/storetest"
 )
 
@@ -183,7 +183,7 @@ func TestMeetings(t *testing.T) {
 			t.Run("create "+c.name, func(t *testing.T) { h.expect(create(c.body), c.status, c.msg) })
 		}
 		// None of the refused creates wrote anything.
-		if _, n, _ := h.store.ListMeetings(t.Context(), 1, store.ListOptions{Limit: 1}); n != 1 {
+		if _, n, _ := h.store.ListMeetings(t.Context(), 1, meeting.ListOptions{Limit: 1}); n != 1 {
 			t.Errorf("alice has %d meetings after refused creates, want 1", n)
 		}
 
@@ -331,15 +331,15 @@ func TestListPaging(t *testing.T) {
 
 // panickyStore is a store whose list panics, to show that a panic still
 // answers in the envelope.
-type panickyStore struct{ Store }
+type panickyStore struct{ meeting.Store }
 
-func (panickyStore) ListMeetings(context.Context, uint64, store.ListOptions) ([]store.Meeting, int64, error) {
+func (panickyStore) ListMeetings(context.Context, uint64, meeting.ListOptions) ([]meeting.Meeting, int64, error) {
 	panic("boom")
 }
 
 func TestPanicAnswers500(t *testing.T) {
 	st := storetest.Open(t, "sqlite")
-	h := newHarness(t, st, func(s Store) Store { return panickyStore{s} })
+	h := newHarness(t, st, func(s meeting.Store) meeting.Store { return panickyStore{s} })
 	tok := h.user("alice")
 	h.expect(h.do("GET", "/auth/meeting/list", tok, nil), http.StatusInternalServerError, "internal error")
 	h.expect(h.do("GET", "/ping", "", nil), 200, "")

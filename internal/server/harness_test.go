@@ -2,9 +2,11 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -17,8 +19,13 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"meeting.dev/meeting/internal/auth"
+	"meeting.dev/meeting/internal/meeting"
+	"meeting.dev/meeting/internal/schedule"
 	"meeting.dev/meeting/internal/store"
 )
+
+// policy is the harness's lead time and grace.
+var policy = schedule.Policy{LeadTime: time.Minute, Grace: 2 * time.Minute}
 
 func TestMain(m *testing.M) {
 	gin.SetMode(gin.ReleaseMode)
@@ -31,35 +38,94 @@ type harness struct {
 	engine *gin.Engine
 	tokens *auth.Tokens
 	store  *store.Store
+	rooms  *fakeRooms
 	mu     sync.Mutex
 	now    time.Time
 }
 
-func newHarness(t testing.TB, st *store.Store, wrap func(Store) Store) *harness {
+// harnessOptions changes the harness's defaults.
+type harnessOptions struct {
+	// wrap wraps the store the meeting service uses.
+	wrap func(meeting.Store) meeting.Store
+	// loginBurst is the login attempts a minute per address and user (100).
+	loginBurst int
+	// trustedProxies are the API's TrustedProxies.
+	trustedProxies []string
+}
+
+func newHarness(t testing.TB, st *store.Store, wrap func(meeting.Store) meeting.Store) *harness {
 	t.Helper()
-	return newHarnessLimit(t, st, wrap, 100)
+	return newHarnessWith(t, st, harnessOptions{wrap: wrap})
 }
 
 // newHarnessLimit allows loginBurst login attempts a minute per address and user.
-func newHarnessLimit(t testing.TB, st *store.Store, wrap func(Store) Store, loginBurst int) *harness {
+func newHarnessLimit(t testing.TB, st *store.Store, wrap func(meeting.Store) meeting.Store, loginBurst int) *harness {
 	t.Helper()
-	h := &harness{t: t, store: st, now: time.Now().UTC()}
+	return newHarnessWith(t, st, harnessOptions{wrap: wrap, loginBurst: loginBurst})
+}
+
+func newHarnessWith(t testing.TB, st *store.Store, o harnessOptions) *harness {
+	t.Helper()
+	if o.loginBurst == 0 {
+		o.loginBurst = 100
+	}
+	h := &harness{t: t, store: st, now: time.Now().UTC().Truncate(time.Millisecond), rooms: newFakeRooms()}
 	var err error
 	h.tokens, err = auth.NewTokens([]byte(strings.Repeat("k", 32)), time.Hour, h.clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s Store = st
-	if wrap != nil {
-		s = wrap(st)
+	var ms meeting.Store = st
+	if o.wrap != nil {
+		ms = o.wrap(st)
 	}
-	h.engine, err = New(Config{Store: s, Tokens: h.tokens, Hasher: auth.Hasher{Cost: bcrypt.MinCost},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry(), Now: h.clock,
-		LoginLimiter: auth.NewLimiter(loginBurst, time.Minute, h.clock)})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := meeting.New(meeting.Config{Store: ms, Rooms: h.rooms, Policy: policy, Now: h.clock, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.engine, err = New(Config{Accounts: st, Meetings: svc, Tokens: h.tokens, Hasher: auth.Hasher{Cost: bcrypt.MinCost},
+		Log: log, Registry: prometheus.NewRegistry(), Now: h.clock,
+		LoginLimiter: auth.NewLimiter(o.loginBurst, time.Minute, h.clock), TrustedProxies: o.trustedProxies})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// fakeRooms is the media of every meeting as a test sets it.
+type fakeRooms struct {
+	mu     sync.Mutex
+	room   meeting.Room
+	err    error
+	status meeting.RoomStatus
+}
+
+func newFakeRooms() *fakeRooms {
+	return &fakeRooms{room: meeting.Room{SignalURL: "/ws", TokenKey: []byte(strings.Repeat("r", 32)),
+		TURNSecret: []byte("turn-secret"), TURNURIs: []string{"turn:127.0.0.1:3478?transport=udp"}},
+		status: meeting.RoomStatus{Ready: true, Online: 3}}
+}
+
+func (f *fakeRooms) set(room meeting.Room, err error, status meeting.RoomStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.room, f.err, f.status = room, err, status
+}
+
+func (f *fakeRooms) Schedule(context.Context, meeting.Meeting) error { return nil }
+func (f *fakeRooms) Remove(context.Context, string, string) error    { return nil }
+
+func (f *fakeRooms) Room(context.Context, string) (meeting.Room, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.room, f.err
+}
+
+func (f *fakeRooms) Status(context.Context, string) meeting.RoomStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status
 }
 
 func (h *harness) clock() time.Time {
@@ -81,10 +147,17 @@ type reply struct {
 	Msg    string          `json:"msg"`
 	Data   json.RawMessage `json:"data"`
 	Raw    string
+	Header http.Header
 }
 
 // do sends a request; body is sent as is when a string, else as JSON.
 func (h *harness) do(method, path, token string, body any) reply {
+	h.t.Helper()
+	return h.doWith(method, path, token, body, nil)
+}
+
+// doWith is do with a change to the request before it is sent.
+func (h *harness) doWith(method, path, token string, body any, change func(*http.Request)) reply {
 	h.t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
@@ -103,9 +176,12 @@ func (h *harness) do(method, path, token string, body any) reply {
 		req.Header.Set("Authorization", token)
 	}
 	req.RemoteAddr = "192.0.2.1:1234"
+	if change != nil {
+		change(req)
+	}
 	w := httptest.NewRecorder()
 	h.engine.ServeHTTP(w, req)
-	out := reply{Status: w.Code, Raw: w.Body.String()}
+	out := reply{Status: w.Code, Raw: w.Body.String(), Header: w.Header()}
 	if strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
 			h.t.Fatalf("%s %s: reply is not JSON: %q", method, path, w.Body.String())

@@ -9,22 +9,19 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"meeting.dev/meeting/internal/auth"
+	"meeting.dev/meeting/internal/meeting"
 )
 
-// Limits on input, documented in docs/openapi.yaml.
+// Limits on input, documented in docs/openapi.yaml; the meeting rules
+// (names, windows, participants) are the service's.
 const (
-	maxNameRunes       = 100
-	maxParticipants    = 200
-	maxPageSize        = 100
-	defaultPageSize    = 20
-	maxMeetingDuration = 24 * time.Hour
-	minPasswordBytes   = 8
+	defaultPageSize  = 20
+	minPasswordBytes = 8
 )
 
 var (
@@ -163,37 +160,24 @@ type meetingInput struct {
 	Participants []string `json:"participants"`
 }
 
-// newMeeting is a validated create request.
-type newMeeting struct {
-	Name         string
-	BeginAt      time.Time
-	EndAt        time.Time
-	Participants []string
-}
-
-func parseCreate(body io.Reader, now time.Time) (newMeeting, error) {
+// parseCreate decodes a create request; the service checks its rules.
+func parseCreate(body io.Reader) (meeting.NewMeeting, error) {
 	var in meetingInput
 	if err := decodeJSON(body, &in); err != nil {
-		return newMeeting{}, err
+		return meeting.NewMeeting{}, err
 	}
 	if in.Identity != nil {
-		return newMeeting{}, badRequest("identity is chosen by the server; leave it out")
+		return meeting.NewMeeting{}, badRequest("identity is chosen by the server; leave it out")
 	}
 	if in.Name == nil || in.BeginAt == nil || in.EndAt == nil {
-		return newMeeting{}, badRequest("name, begin_at and end_at are required")
+		return meeting.NewMeeting{}, badRequest("name, begin_at and end_at are required")
 	}
-	var out newMeeting
+	out := meeting.NewMeeting{Name: *in.Name}
 	var err error
-	if out.Name, err = checkName(*in.Name); err != nil {
-		return out, err
-	}
 	if out.BeginAt, err = checkTime("begin_at", *in.BeginAt); err != nil {
 		return out, err
 	}
 	if out.EndAt, err = checkTime("end_at", *in.EndAt); err != nil {
-		return out, err
-	}
-	if err := checkWindow(out.BeginAt, out.EndAt, now); err != nil {
 		return out, err
 	}
 	if out.Participants, err = checkUsernames(in.Participants); err != nil {
@@ -202,72 +186,52 @@ func parseCreate(body io.Reader, now time.Time) (newMeeting, error) {
 	return out, nil
 }
 
-// meetingEdit is a validated edit request: nil fields stay as they are.
-type meetingEdit struct {
-	Identity string
-	Name     *string
-	BeginAt  *time.Time
-	EndAt    *time.Time
-}
-
-func parseEdit(body io.Reader) (meetingEdit, error) {
+// parseEdit decodes an edit request: nil fields of the change stay as they
+// are; the service checks its rules.
+func parseEdit(body io.Reader) (string, meeting.Change, error) {
 	var in meetingInput
 	if err := decodeJSON(body, &in); err != nil {
-		return meetingEdit{}, err
+		return "", meeting.Change{}, err
 	}
-	var out meetingEdit
+	var out meeting.Change
 	if in.Identity == nil {
-		return out, badRequest("identity is required")
+		return "", out, badRequest("identity is required")
 	}
 	if err := checkIdentity(*in.Identity); err != nil {
-		return out, err
+		return "", out, err
 	}
-	out.Identity = *in.Identity
 	if in.Participants != nil {
-		return out, badRequest("participants are changed through /auth/meeting/members")
+		return "", out, badRequest("participants are changed through /auth/meeting/members")
 	}
-	if in.Name == nil && in.BeginAt == nil && in.EndAt == nil {
-		return out, badRequest("nothing to change: send name, begin_at or end_at")
-	}
-	if in.Name != nil {
-		n, err := checkName(*in.Name)
-		if err != nil {
-			return out, err
-		}
-		out.Name = &n
-	}
+	out.Name = in.Name
 	if in.BeginAt != nil {
 		t, err := checkTime("begin_at", *in.BeginAt)
 		if err != nil {
-			return out, err
+			return "", out, err
 		}
 		out.BeginAt = &t
 	}
 	if in.EndAt != nil {
 		t, err := checkTime("end_at", *in.EndAt)
 		if err != nil {
-			return out, err
+			return "", out, err
 		}
 		out.EndAt = &t
 	}
-	return out, nil
+	return *in.Identity, out, nil
 }
 
-func checkName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	if name == "" {
-		return "", badRequest("name must not be empty")
+// joinInput is the body of POST /auth/meeting/join.
+type joinInput struct {
+	Identity string `json:"identity"`
+}
+
+func parseJoin(body io.Reader) (string, error) {
+	var in joinInput
+	if err := decodeJSON(body, &in); err != nil {
+		return "", err
 	}
-	if !utf8.ValidString(name) {
-		return "", badRequest("name must be valid UTF-8")
-	}
-	if n := utf8.RuneCountInString(name); n > maxNameRunes {
-		return "", badRequest(fmt.Sprintf("name has %d characters; at most %d", n, maxNameRunes))
-	}
-	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return "", badRequest("name must not contain control characters")
-	}
-	return name, nil
+	return in.Identity, checkIdentity(in.Identity)
 }
 
 func checkTime(field string, ms int64) (time.Time, error) {
@@ -277,20 +241,6 @@ func checkTime(field string, ms int64) (time.Time, error) {
 			field, earliestTime.UnixMilli(), latestTime.UnixMilli()))
 	}
 	return t, nil
-}
-
-// checkWindow checks a meeting's times as they will be stored.
-func checkWindow(begin, end, now time.Time) error {
-	if !end.After(begin) {
-		return badRequest("end_at must be after begin_at")
-	}
-	if end.Sub(begin) > maxMeetingDuration {
-		return badRequest(fmt.Sprintf("a meeting lasts at most %s", maxMeetingDuration))
-	}
-	if !end.After(now) {
-		return badRequest("end_at is in the past")
-	}
-	return nil
 }
 
 func checkIdentity(id string) error {
@@ -312,8 +262,8 @@ func checkUsername(name string) error {
 
 // checkUsernames validates a list of usernames and drops repeats.
 func checkUsernames(names []string) ([]string, error) {
-	if len(names) > maxParticipants {
-		return nil, badRequest(fmt.Sprintf("at most %d participants", maxParticipants))
+	if len(names) > meeting.MaxParticipants {
+		return nil, badRequest(fmt.Sprintf("at most %d participants", meeting.MaxParticipants))
 	}
 	seen := make(map[string]bool, len(names))
 	var out []string

@@ -4,31 +4,41 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 
-	"meeting.dev/meeting/internal/store"
+	"meeting.dev/meeting/internal/meeting"
 )
 
 // meetingReply is a meeting as the API shows it; times in milliseconds
-// since the epoch, as the seed takes them.
+// since the epoch, as the seed takes them. ParticipantsOnline is counted
+// while the phase is Running or Ending and 0 otherwise.
 type meetingReply struct {
-	Identity  string `json:"identity"`
-	Name      string `json:"name"`
-	BeginAt   int64  `json:"begin_at"`
-	EndAt     int64  `json:"end_at"`
-	CreatorID uint64 `json:"create_id"`
-	CreatedAt int64  `json:"created_at"`
-	UpdatedAt int64  `json:"updated_at"`
+	Identity           string `json:"identity"`
+	Name               string `json:"name"`
+	BeginAt            int64  `json:"begin_at"`
+	EndAt              int64  `json:"end_at"`
+	CreatorID          uint64 `json:"create_id"`
+	CreatedAt          int64  `json:"created_at"`
+	UpdatedAt          int64  `json:"updated_at"`
+	Phase              string `json:"phase"`
+	ParticipantsOnline int    `json:"participants_online"`
 }
 
-func meetingOut(m store.Meeting) meetingReply {
+func meetingOut(v meeting.View) meetingReply {
+	m := v.Meeting
 	return meetingReply{Identity: m.Identity, Name: m.Name, BeginAt: millis(m.BeginAt), EndAt: millis(m.EndAt),
-		CreatorID: m.CreatorID, CreatedAt: millis(m.CreatedAt), UpdatedAt: millis(m.UpdatedAt)}
+		CreatorID: m.CreatorID, CreatedAt: millis(m.CreatedAt), UpdatedAt: millis(m.UpdatedAt),
+		Phase: string(v.Phase), ParticipantsOnline: v.ParticipantsOnline}
 }
 
 type listReply struct {
 	List  []meetingReply `json:"list"`
 	Count int64          `json:"count"`
+}
+
+// me is the caller as the meeting service knows it.
+func me(c *gin.Context) meeting.User {
+	id := caller(c)
+	return meeting.User{ID: id.UserID, Username: id.Username}
 }
 
 func (a *API) listMeetings(c *gin.Context) {
@@ -37,7 +47,7 @@ func (a *API) listMeetings(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	size, err := queryInt(c, "size", defaultPageSize, maxPageSize)
+	size, err := queryInt(c, "size", defaultPageSize, meeting.MaxPageSize)
 	if err != nil {
 		a.failErr(c, err)
 		return
@@ -50,11 +60,11 @@ func (a *API) listMeetings(c *gin.Context) {
 		}
 		keyword = name
 	}
-	if len([]rune(keyword)) > maxNameRunes {
+	if len([]rune(keyword)) > meeting.MaxNameRunes {
 		a.failErr(c, badRequest("keyword is longer than a meeting name can be"))
 		return
 	}
-	list, count, err := a.store.ListMeetings(c.Request.Context(), caller(c).UserID, store.ListOptions{
+	list, count, err := a.meetings.List(c.Request.Context(), me(c), meeting.ListOptions{
 		Keyword: keyword, Offset: (page - 1) * size, Limit: size})
 	if err != nil {
 		a.failErr(c, err)
@@ -84,25 +94,15 @@ func (a *API) getMeeting(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	m, users, err := a.meetingWithParticipants(c, id)
+	d, err := a.meetings.Get(c.Request.Context(), me(c), id)
 	if err != nil {
 		a.failErr(c, err)
 		return
 	}
-	ok(c, detailReply{meetingReply: meetingOut(m), Participants: usersOut(users)})
+	ok(c, detailReply{meetingReply: meetingOut(d.View), Participants: usersOut(d.Participants)})
 }
 
-// meetingWithParticipants loads a meeting the caller may see and who takes part.
-func (a *API) meetingWithParticipants(c *gin.Context, identity string) (store.Meeting, []store.User, error) {
-	m, err := a.store.Meeting(c.Request.Context(), identity, caller(c).UserID)
-	if err != nil {
-		return m, nil, err
-	}
-	users, err := a.store.Participants(c.Request.Context(), m)
-	return m, users, err
-}
-
-func usersOut(users []store.User) []userReply {
+func usersOut(users []meeting.User) []userReply {
 	out := make([]userReply, len(users))
 	for i, u := range users {
 		out[i] = userOut(u)
@@ -111,52 +111,31 @@ func usersOut(users []store.User) []userReply {
 }
 
 func (a *API) createMeeting(c *gin.Context) {
-	in, err := parseCreate(c.Request.Body, a.now())
+	in, err := parseCreate(c.Request.Body)
 	if err != nil {
 		a.failErr(c, err)
 		return
 	}
-	ids, err := a.store.UserIDs(c.Request.Context(), in.Participants)
+	v, err := a.meetings.Create(c.Request.Context(), me(c), in)
 	if err != nil {
 		a.failErr(c, err)
 		return
 	}
-	m := store.Meeting{Identity: uuid.NewString(), Name: in.Name, BeginAt: in.BeginAt, EndAt: in.EndAt,
-		CreatorID: caller(c).UserID}
-	if err := a.store.CreateMeeting(c.Request.Context(), &m, ids); err != nil {
-		a.failErr(c, err)
-		return
-	}
-	ok(c, meetingOut(m))
+	ok(c, meetingOut(v))
 }
 
 func (a *API) editMeeting(c *gin.Context) {
-	in, err := parseEdit(c.Request.Body)
+	id, change, err := parseEdit(c.Request.Body)
 	if err != nil {
 		a.failErr(c, err)
 		return
 	}
-	now := a.now()
-	m, err := a.store.UpdateMeeting(c.Request.Context(), in.Identity, caller(c).UserID, func(m *store.Meeting) error {
-		if in.Name != nil {
-			m.Name = *in.Name
-		}
-		if in.BeginAt == nil && in.EndAt == nil {
-			return nil
-		}
-		if in.BeginAt != nil {
-			m.BeginAt = *in.BeginAt
-		}
-		if in.EndAt != nil {
-			m.EndAt = *in.EndAt
-		}
-		return checkWindow(m.BeginAt, m.EndAt, now)
-	})
+	v, err := a.meetings.Edit(c.Request.Context(), me(c), id, change)
 	if err != nil {
 		a.failErr(c, err)
 		return
 	}
-	ok(c, meetingOut(m))
+	ok(c, meetingOut(v))
 }
 
 func (a *API) deleteMeeting(c *gin.Context) {
@@ -165,7 +144,7 @@ func (a *API) deleteMeeting(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	if err := a.store.DeleteMeeting(c.Request.Context(), id, caller(c).UserID); err != nil {
+	if err := a.meetings.Delete(c.Request.Context(), me(c), id); err != nil {
 		a.failErr(c, err)
 		return
 	}
@@ -178,12 +157,7 @@ func (a *API) listMembers(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	a.replyMembers(c, id)
-}
-
-// replyMembers answers with the participants of a meeting the caller may see.
-func (a *API) replyMembers(c *gin.Context, identity string) {
-	_, users, err := a.meetingWithParticipants(c, identity)
+	users, err := a.meetings.Members(c.Request.Context(), me(c), id)
 	if err != nil {
 		a.failErr(c, err)
 		return
@@ -206,20 +180,17 @@ func (a *API) addMembers(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	if len(in.Usernames) == 0 {
-		a.failErr(c, badRequest("usernames must name at least one user"))
-		return
-	}
 	names, err := checkUsernames(in.Usernames)
 	if err != nil {
 		a.failErr(c, err)
 		return
 	}
-	if err := a.store.AddParticipants(c.Request.Context(), in.Identity, caller(c).UserID, names); err != nil {
+	users, err := a.meetings.AddMembers(c.Request.Context(), me(c), in.Identity, names)
+	if err != nil {
 		a.failErr(c, err)
 		return
 	}
-	a.replyMembers(c, in.Identity)
+	ok(c, usersOut(users))
 }
 
 func (a *API) removeMember(c *gin.Context) {
@@ -233,7 +204,7 @@ func (a *API) removeMember(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	if err := a.store.RemoveParticipant(c.Request.Context(), id, caller(c).UserID, name); err != nil {
+	if err := a.meetings.RemoveMember(c.Request.Context(), me(c), id, name); err != nil {
 		a.failErr(c, err)
 		return
 	}

@@ -29,8 +29,8 @@ func TestSeedUserLogsIn(t *testing.T) {
 	h.decode(r, &tok)
 
 	root, err := st.UserByName(context.Background(), "root")
-	if err != nil || !strings.HasPrefix(root.Password, "$2a$") {
-		t.Fatalf("seed password not re-hashed with bcrypt: %q, %v", root.Password, err)
+	if err != nil || !strings.HasPrefix(root.PasswordHash, "$2a$") {
+		t.Fatalf("seed password not re-hashed with bcrypt: %q, %v", root.PasswordHash, err)
 	}
 	h.expect(h.do("POST", "/user/login", "", credentials{"root", "1233456"}), 200, "")
 	h.expect(h.do("POST", "/user/login", "", credentials{"root", "e10adc3949ba59abbe56e057f20f883e"}), 401, "")

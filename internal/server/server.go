@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -16,38 +17,37 @@ import (
 
 	"meeting.dev/meeting/docs"
 	"meeting.dev/meeting/internal/auth"
-	"meeting.dev/meeting/internal/store"
+	"meeting.dev/meeting/internal/meeting"
 )
 
-// Store is what the API needs of the database.
-type Store interface {
+// Accounts is what the account handlers need of the database. Its errors
+// wrap meeting.ErrNotFound and meeting.ErrConflict where those apply.
+type Accounts interface {
+	// Ping checks that the database answers (readiness).
 	Ping(ctx context.Context) error
-	CreateUser(ctx context.Context, username, passwordHash string) (store.User, error)
-	UserByName(ctx context.Context, username string) (store.User, error)
-	UserByID(ctx context.Context, id uint64) (store.User, error)
+	CreateUser(ctx context.Context, username, passwordHash string) (meeting.Account, error)
+	UserByName(ctx context.Context, username string) (meeting.Account, error)
+	UserByID(ctx context.Context, id uint64) (meeting.Account, error)
 	SetPassword(ctx context.Context, id uint64, passwordHash string) error
-	UserIDs(ctx context.Context, usernames []string) ([]uint64, error)
-	CreateMeeting(ctx context.Context, m *store.Meeting, participantIDs []uint64) error
-	Meeting(ctx context.Context, identity string, userID uint64) (store.Meeting, error)
-	ListMeetings(ctx context.Context, userID uint64, opt store.ListOptions) ([]store.Meeting, int64, error)
-	UpdateMeeting(ctx context.Context, identity string, userID uint64, change func(*store.Meeting) error) (store.Meeting, error)
-	DeleteMeeting(ctx context.Context, identity string, userID uint64) error
-	Participants(ctx context.Context, m store.Meeting) ([]store.User, error)
-	AddParticipants(ctx context.Context, identity string, userID uint64, usernames []string) error
-	RemoveParticipant(ctx context.Context, identity string, userID uint64, username string) error
 }
 
 // Config holds the API's dependencies and limits.
 type Config struct {
-	Store  Store
-	Tokens *auth.Tokens
-	Hasher auth.Hasher
-	Log    *slog.Logger
+	Accounts Accounts
+	// Meetings is the meeting service every meeting route calls.
+	Meetings *meeting.Service
+	Tokens   *auth.Tokens
+	Hasher   auth.Hasher
+	Log      *slog.Logger
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
 	// LoginLimiter limits login attempts per client address and per username.
 	LoginLimiter *auth.Limiter
-	// TrustedProxies may set X-Forwarded-For; none by default.
+	// JoinLimiter limits joins per user; a burst of 10, then one every 3 s
+	// when nil.
+	JoinLimiter *auth.Limiter
+	// TrustedProxies (addresses or CIDRs) may set X-Forwarded-For,
+	// X-Forwarded-Proto and X-Forwarded-Host; none by default.
 	TrustedProxies []string
 	// MaxBodyBytes caps request bodies; 64 KiB when zero.
 	MaxBodyBytes int64
@@ -57,19 +57,22 @@ type Config struct {
 
 // API serves the REST routes.
 type API struct {
-	store     Store
-	tokens    *auth.Tokens
-	hasher    auth.Hasher
-	log       *slog.Logger
-	limiter   *auth.Limiter
-	now       func() time.Time
-	dummyHash string
+	accounts    Accounts
+	meetings    *meeting.Service
+	tokens      *auth.Tokens
+	hasher      auth.Hasher
+	log         *slog.Logger
+	limiter     *auth.Limiter
+	joinLimiter *auth.Limiter
+	proxies     []netip.Prefix
+	now         func() time.Time
+	dummyHash   string
 }
 
 // New returns the HTTP handler of the whole API.
 func New(cfg Config) (*gin.Engine, error) {
-	if cfg.Store == nil || cfg.Tokens == nil || cfg.Log == nil || cfg.Registry == nil {
-		return nil, errors.New("server: Store, Tokens, Log and Registry are required")
+	if cfg.Accounts == nil || cfg.Meetings == nil || cfg.Tokens == nil || cfg.Log == nil || cfg.Registry == nil {
+		return nil, errors.New("server: Accounts, Meetings, Tokens, Log and Registry are required")
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 64 << 10
@@ -80,14 +83,21 @@ func New(cfg Config) (*gin.Engine, error) {
 	if cfg.LoginLimiter == nil {
 		cfg.LoginLimiter = auth.NewLimiter(10, 6*time.Second, cfg.Now)
 	}
+	if cfg.JoinLimiter == nil {
+		cfg.JoinLimiter = auth.NewLimiter(10, 3*time.Second, cfg.Now)
+	}
+	proxies, err := parseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
 	// Checking a password against this hash makes a login for an unknown
 	// user cost what a wrong password costs, so timing reveals nothing.
 	dummy, err := cfg.Hasher.Hash("not a password of anyone")
 	if err != nil {
 		return nil, err
 	}
-	a := &API{store: cfg.Store, tokens: cfg.Tokens, hasher: cfg.Hasher, log: cfg.Log,
-		limiter: cfg.LoginLimiter, now: cfg.Now, dummyHash: dummy}
+	a := &API{accounts: cfg.Accounts, meetings: cfg.Meetings, tokens: cfg.Tokens, hasher: cfg.Hasher, log: cfg.Log,
+		limiter: cfg.LoginLimiter, joinLimiter: cfg.JoinLimiter, proxies: proxies, now: cfg.Now, dummyHash: dummy}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -126,13 +136,14 @@ func New(cfg Config) (*gin.Engine, error) {
 	g.GET("/meeting/members", a.listMembers)
 	g.POST("/meeting/members", a.addMembers)
 	g.DELETE("/meeting/members", a.removeMember)
+	g.POST("/meeting/join", a.join)
 	return r, nil
 }
 
 func (a *API) ready(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	if err := a.store.Ping(ctx); err != nil {
+	if err := a.accounts.Ping(ctx); err != nil {
 		a.log.Warn("not ready", "err", err)
 		fail(c, http.StatusServiceUnavailable, "database unavailable")
 		return

@@ -10,7 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"meeting.dev/meeting/internal/auth"
-	"meeting.dev/meeting/internal/store"
+	"meeting.dev/meeting/internal/meeting"
 )
 
 const identityKey = "identity"
@@ -68,8 +68,8 @@ func (a *API) login(c *gin.Context) {
 		return
 	}
 	const denied = "invalid username or password"
-	u, err := a.store.UserByName(c.Request.Context(), in.Username)
-	if errors.Is(err, store.ErrNotFound) {
+	u, err := a.accounts.UserByName(c.Request.Context(), in.Username)
+	if errors.Is(err, meeting.ErrNotFound) {
 		_, _ = a.hasher.Verify(a.dummyHash, in.Password)
 		fail(c, http.StatusUnauthorized, denied)
 		return
@@ -78,7 +78,7 @@ func (a *API) login(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	rehash, err := a.hasher.Verify(u.Password, in.Password)
+	rehash, err := a.hasher.Verify(u.PasswordHash, in.Password)
 	if errors.Is(err, auth.ErrBadPassword) {
 		fail(c, http.StatusUnauthorized, denied)
 		return
@@ -103,7 +103,7 @@ func (a *API) upgradePassword(c *gin.Context, id uint64, password string) error 
 	if err != nil {
 		return err
 	}
-	if err := a.store.SetPassword(c.Request.Context(), id, h); err != nil {
+	if err := a.accounts.SetPassword(c.Request.Context(), id, h); err != nil {
 		return err
 	}
 	a.log.Info("password hash stored", "user_id", id)
@@ -125,7 +125,7 @@ type userReply struct {
 	CreatedAt int64  `json:"created_at"`
 }
 
-func userOut(u store.User) userReply {
+func userOut(u meeting.User) userReply {
 	return userReply{ID: u.ID, Username: u.Username, CreatedAt: millis(u.CreatedAt)}
 }
 
@@ -147,8 +147,8 @@ func (a *API) register(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	u, err := a.store.CreateUser(c.Request.Context(), in.Username, h)
-	if errors.Is(err, store.ErrConflict) {
+	u, err := a.accounts.CreateUser(c.Request.Context(), in.Username, h)
+	if errors.Is(err, meeting.ErrConflict) {
 		fail(c, http.StatusConflict, "username "+in.Username+" is taken")
 		return
 	}
@@ -156,16 +156,16 @@ func (a *API) register(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	ok(c, userOut(u))
+	ok(c, userOut(u.User()))
 }
 
 func (a *API) userInfo(c *gin.Context) {
-	u, err := a.store.UserByID(c.Request.Context(), caller(c).UserID)
+	u, err := a.accounts.UserByID(c.Request.Context(), caller(c).UserID)
 	if err != nil {
 		a.failErr(c, err)
 		return
 	}
-	ok(c, userOut(u))
+	ok(c, userOut(u.User()))
 }
 
 func (a *API) changePassword(c *gin.Context) {
@@ -179,12 +179,12 @@ func (a *API) changePassword(c *gin.Context) {
 		fail(c, http.StatusTooManyRequests, "too many attempts; try again later")
 		return
 	}
-	u, err := a.store.UserByID(c.Request.Context(), id.UserID)
+	u, err := a.accounts.UserByID(c.Request.Context(), id.UserID)
 	if err != nil {
 		a.failErr(c, err)
 		return
 	}
-	if _, err := a.hasher.Verify(u.Password, in.OldPassword); err != nil {
+	if _, err := a.hasher.Verify(u.PasswordHash, in.OldPassword); err != nil {
 		if errors.Is(err, auth.ErrBadPassword) {
 			fail(c, http.StatusForbidden, "old_password is wrong")
 			return

@@ -1,10 +1,10 @@
 package store
 
-import "errors"
+import "meeting.dev/meeting/internal/meeting"
 
-// Errors the store returns; callers map them to replies in one place.
+// Errors the store returns are the service's: callers test them with
+// errors.Is and the REST layer maps them to replies in one place.
 var (
-	ErrNotFound  = errors.New("not found")
-	ErrConflict  = errors.New("already exists")
-	ErrForbidden = errors.New("forbidden")
+	ErrNotFound = meeting.ErrNotFound
+	ErrConflict = meeting.ErrConflict
 )

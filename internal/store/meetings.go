@@ -5,32 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"meeting.dev/meeting/internal/meeting"
 )
 
-// ListOptions selects a page of the meetings a user created or takes part in.
-type ListOptions struct {
-	// Keyword keeps meetings whose name contains it (case-insensitive on
-	// MySQL's default collation and on ASCII with SQLite).
-	Keyword string
-	Offset  int
-	Limit   int
-}
+// The store keeps meetings for the service; it applies no user scoping.
+var _ meeting.Store = (*Store)(nil)
 
-// CreateMeeting stores a meeting and its participants in one transaction.
-// The creator takes part without a room_user row.
-func (s *Store) CreateMeeting(ctx context.Context, m *Meeting, participantIDs []uint64) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Create(m).Error; err != nil {
+// CreateMeeting stores a meeting and its participants in one transaction,
+// filling in m's ID, CreatedAt and UpdatedAt. The creator takes part
+// without a room_user row.
+func (s *Store) CreateMeeting(ctx context.Context, m *meeting.Meeting, participantIDs []uint64) error {
+	row := meetingRow(*m)
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return fmt.Errorf("meeting %s: %w", m.Identity, ErrConflict)
 			}
 			return fmt.Errorf("create meeting: %w", err)
 		}
-		return addMembers(tx, m.ID, m.CreatorID, participantIDs)
+		return addMembers(tx, row.ID, row.CreatorID, participantIDs)
 	})
+	if err != nil {
+		return err
+	}
+	*m = meetingOut(row)
+	return nil
 }
 
 func addMembers(tx *gorm.DB, meetingID, creatorID uint64, userIDs []uint64) error {
@@ -49,25 +53,13 @@ func addMembers(tx *gorm.DB, meetingID, creatorID uint64, userIDs []uint64) erro
 	return nil
 }
 
-// Meeting returns the meeting with that identity if userID may see it
-// (creator or participant): ErrNotFound when there is none, ErrForbidden
-// when it belongs to others.
-func (s *Store) Meeting(ctx context.Context, identity string, userID uint64) (Meeting, error) {
-	m, err := meetingByIdentity(s.db.WithContext(ctx), identity)
+// Meeting returns the meeting with that identity, or ErrNotFound.
+func (s *Store) Meeting(ctx context.Context, identity string) (meeting.Meeting, error) {
+	row, err := meetingByIdentity(s.db.WithContext(ctx), identity)
 	if err != nil {
-		return Meeting{}, err
+		return meeting.Meeting{}, err
 	}
-	if m.CreatorID == userID {
-		return m, nil
-	}
-	var n int64
-	if err := s.db.WithContext(ctx).Model(&Member{}).Where("rid = ? AND uid = ?", m.ID, userID).Count(&n).Error; err != nil {
-		return Meeting{}, fmt.Errorf("check participant: %w", err)
-	}
-	if n == 0 {
-		return Meeting{}, fmt.Errorf("meeting %s: %w", identity, ErrForbidden)
-	}
-	return m, nil
+	return meetingOut(row), nil
 }
 
 func meetingByIdentity(db *gorm.DB, identity string) (Meeting, error) {
@@ -82,21 +74,21 @@ func meetingByIdentity(db *gorm.DB, identity string) (Meeting, error) {
 	return m, nil
 }
 
-// ownedMeeting loads a meeting that userID created, inside tx.
-func ownedMeeting(tx *gorm.DB, identity string, userID uint64) (Meeting, error) {
-	m, err := meetingByIdentity(tx, identity)
-	if err != nil {
-		return Meeting{}, err
+// IsParticipant reports whether userID was invited to the meeting (the
+// creator has no participant row).
+func (s *Store) IsParticipant(ctx context.Context, meetingID, userID uint64) (bool, error) {
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&Member{}).Where("rid = ? AND uid = ?", meetingID, userID).Count(&n).Error; err != nil {
+		return false, fmt.Errorf("check participant: %w", err)
 	}
-	if m.CreatorID != userID {
-		return Meeting{}, fmt.Errorf("meeting %s is not yours: %w", identity, ErrForbidden)
-	}
-	return m, nil
+	return n > 0, nil
 }
 
 // ListMeetings returns a page of the meetings userID created or takes part
-// in, newest beginning first, and how many there are in all.
-func (s *Store) ListMeetings(ctx context.Context, userID uint64, opt ListOptions) ([]Meeting, int64, error) {
+// in, newest beginning first, and how many there are in all. The keyword
+// matches case-insensitively on MySQL's default collation and on ASCII
+// with SQLite.
+func (s *Store) ListMeetings(ctx context.Context, userID uint64, opt meeting.ListOptions) ([]meeting.Meeting, int64, error) {
 	q := s.db.WithContext(ctx).Model(&Meeting{}).
 		Where("create_id = ? OR id IN (?)", userID,
 			s.db.Model(&Member{}).Select("rid").Where("uid = ?", userID))
@@ -107,38 +99,58 @@ func (s *Store) ListMeetings(ctx context.Context, userID uint64, opt ListOptions
 	if err := q.Count(&count).Error; err != nil {
 		return nil, 0, fmt.Errorf("count meetings: %w", err)
 	}
-	var list []Meeting
+	var rows []Meeting
 	if count > int64(opt.Offset) {
-		if err := q.Order("begin_at DESC, id DESC").Offset(opt.Offset).Limit(opt.Limit).Find(&list).Error; err != nil {
+		if err := q.Order("begin_at DESC, id DESC").Offset(opt.Offset).Limit(opt.Limit).Find(&rows).Error; err != nil {
 			return nil, 0, fmt.Errorf("list meetings: %w", err)
 		}
 	}
-	return list, count, nil
+	return meetingsOut(rows), count, nil
+}
+
+func meetingsOut(rows []Meeting) []meeting.Meeting {
+	out := make([]meeting.Meeting, len(rows))
+	for i, r := range rows {
+		out[i] = meetingOut(r)
+	}
+	return out
+}
+
+// MeetingsEndingAfter returns every meeting whose end is after t, earliest
+// beginning first.
+func (s *Store) MeetingsEndingAfter(ctx context.Context, t time.Time) ([]meeting.Meeting, error) {
+	var rows []Meeting
+	if err := s.db.WithContext(ctx).Where("end_at > ?", t.UTC()).Order("begin_at, id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list meetings ending after %s: %w", t.Format(time.RFC3339), err)
+	}
+	return meetingsOut(rows), nil
 }
 
 func escapeLike(s string) string {
 	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s)
 }
 
-// UpdateMeeting applies change to a meeting that userID created and saves
-// it. change sees the current row and may refuse it with an error, which is
-// returned as it is. The row is locked from read to write, so concurrent
-// updates apply one after another and none is lost.
-func (s *Store) UpdateMeeting(ctx context.Context, identity string, userID uint64, change func(*Meeting) error) (Meeting, error) {
-	var saved Meeting
+// UpdateMeeting applies change to a meeting and saves its name and times.
+// change sees the current row and may refuse it with an error, which is
+// returned as it is and nothing is written. The row is locked from read to
+// write, so concurrent updates apply one after another and none is lost.
+func (s *Store) UpdateMeeting(ctx context.Context, identity string, change func(*meeting.Meeting) error) (meeting.Meeting, error) {
+	var saved meeting.Meeting
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		m, err := ownedMeeting(s.forUpdate(tx), identity, userID)
+		row, err := meetingByIdentity(s.forUpdate(tx), identity)
 		if err != nil {
 			return err
 		}
+		m := meetingOut(row)
 		if err := change(&m); err != nil {
 			return err
 		}
-		err = tx.Model(&m).Select("name", "begin_at", "end_at", "updated_at").Updates(&m).Error
+		row.Name, row.BeginAt, row.EndAt = m.Name, m.BeginAt, m.EndAt
+		err = tx.Model(&row).Select("name", "begin_at", "end_at", "updated_at").Updates(&row).Error
 		if err != nil {
 			return fmt.Errorf("update meeting: %w", err)
 		}
-		saved = m
+		saved = meetingOut(row)
 		return nil
 	})
 	return saved, err
@@ -153,10 +165,10 @@ func (s *Store) forUpdate(tx *gorm.DB) *gorm.DB {
 	return tx
 }
 
-// DeleteMeeting removes a meeting that userID created, with its participants.
-func (s *Store) DeleteMeeting(ctx context.Context, identity string, userID uint64) error {
+// DeleteMeeting removes a meeting with its participants, or ErrNotFound.
+func (s *Store) DeleteMeeting(ctx context.Context, identity string) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		m, err := ownedMeeting(tx, identity, userID)
+		m, err := meetingByIdentity(tx, identity)
 		if err != nil {
 			return err
 		}
@@ -170,60 +182,55 @@ func (s *Store) DeleteMeeting(ctx context.Context, identity string, userID uint6
 	})
 }
 
-// Participants returns the users taking part in meeting m, creator first.
-func (s *Store) Participants(ctx context.Context, m Meeting) ([]User, error) {
-	var users []User
+// Participants returns the users taking part in meeting m, creator first,
+// the others by name.
+func (s *Store) Participants(ctx context.Context, m meeting.Meeting) ([]meeting.User, error) {
+	var rows []User
 	err := s.db.WithContext(ctx).
 		Where("id = ? OR id IN (?)", m.CreatorID, s.db.Model(&Member{}).Select("uid").Where("rid = ?", m.ID)).
-		Order("username").Find(&users).Error
+		Order("username").Find(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("list participants: %w", err)
 	}
-	for i, u := range users {
-		if u.ID == m.CreatorID && i > 0 {
-			copy(users[1:i+1], users[:i])
-			users[0] = u
+	users := make([]meeting.User, 0, len(rows))
+	for _, r := range rows {
+		u := accountOut(r).User()
+		if u.ID == m.CreatorID {
+			users = append([]meeting.User{u}, users...)
+		} else {
+			users = append(users, u)
 		}
 	}
 	return users, nil
 }
 
-// AddParticipants adds the named users to a meeting that userID created.
-// Unknown names are ErrNotFound and add nobody.
-func (s *Store) AddParticipants(ctx context.Context, identity string, userID uint64, usernames []string) error {
+// AddParticipants adds users (by id) to a meeting; present ones stay, and
+// the creator gets no row.
+func (s *Store) AddParticipants(ctx context.Context, meetingID uint64, userIDs []uint64) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		m, err := ownedMeeting(tx, identity, userID)
-		if err != nil {
-			return err
+		var m Meeting
+		err := tx.Take(&m, meetingID).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return fmt.Errorf("meeting %d: %w", meetingID, ErrNotFound)
 		}
-		ids, err := userIDs(tx, usernames)
 		if err != nil {
-			return err
+			return fmt.Errorf("find meeting: %w", err)
 		}
-		return addMembers(tx, m.ID, m.CreatorID, ids)
+		return addMembers(tx, m.ID, m.CreatorID, userIDs)
 	})
 }
 
-// RemoveParticipant takes the named user out of a meeting that userID created.
-func (s *Store) RemoveParticipant(ctx context.Context, identity string, userID uint64, username string) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		m, err := ownedMeeting(tx, identity, userID)
-		if err != nil {
-			return err
-		}
-		ids, err := userIDs(tx, []string{username})
-		if err != nil {
-			return err
-		}
-		res := tx.Unscoped().Where("rid = ? AND uid = ?", m.ID, ids[0]).Delete(&Member{})
-		if res.Error != nil {
-			return fmt.Errorf("remove participant: %w", res.Error)
-		}
-		if res.RowsAffected == 0 {
-			return fmt.Errorf("%s does not take part in meeting %s: %w", username, identity, ErrNotFound)
-		}
-		return nil
-	})
+// RemoveParticipant takes userID out of a meeting; ErrNotFound when the
+// user does not take part.
+func (s *Store) RemoveParticipant(ctx context.Context, meetingID, userID uint64) error {
+	res := s.db.WithContext(ctx).Unscoped().Where("rid = ? AND uid = ?", meetingID, userID).Delete(&Member{})
+	if res.Error != nil {
+		return fmt.Errorf("remove participant: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("user %d does not take part in meeting %d: %w", userID, meetingID, ErrNotFound)
+	}
+	return nil
 }
 
 // UserIDs resolves usernames to ids; any unknown name is ErrNotFound.

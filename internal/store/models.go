@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"meeting.dev/meeting/internal/meeting"
 )
 
 // User is a row of user_basic.
@@ -55,3 +57,20 @@ type Member struct {
 
 // TableName keeps the seed's table name.
 func (Member) TableName() string { return "room_user" }
+
+// meetingOut converts a row into the service's type.
+func meetingOut(r Meeting) meeting.Meeting {
+	return meeting.Meeting{ID: r.ID, Identity: r.Identity, Name: r.Name, BeginAt: r.BeginAt, EndAt: r.EndAt,
+		CreatorID: r.CreatorID, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+// meetingRow converts the service's type into a row.
+func meetingRow(m meeting.Meeting) Meeting {
+	return Meeting{ID: m.ID, Identity: m.Identity, Name: m.Name, BeginAt: m.BeginAt, EndAt: m.EndAt,
+		CreatorID: m.CreatorID, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
+}
+
+// accountOut converts a row into the service's type.
+func accountOut(u User) meeting.Account {
+	return meeting.Account{ID: u.ID, Username: u.Username, PasswordHash: u.Password, CreatedAt: u.CreatedAt}
+}

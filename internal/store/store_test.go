@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"meeting.dev/meeting/internal/meeting"
 	"meeting.dev/meeting/internal/store"
 	"meeting.dev/meeting/internal/store/storetest"
 )
@@ -24,7 +25,7 @@ func forEachDialect(t *testing.T, f func(t *testing.T, s *store.Store)) {
 	}
 }
 
-func mustUser(t *testing.T, s *store.Store, name string) store.User {
+func mustUser(t *testing.T, s *store.Store, name string) meeting.Account {
 	t.Helper()
 	u, err := s.CreateUser(ctx, name, "$2a$10$"+strings.Repeat("x", 53))
 	if err != nil {
@@ -33,9 +34,9 @@ func mustUser(t *testing.T, s *store.Store, name string) store.User {
 	return u
 }
 
-func mustMeeting(t *testing.T, s *store.Store, creator uint64, name string, begin time.Time, participants ...uint64) store.Meeting {
+func mustMeeting(t *testing.T, s *store.Store, creator uint64, name string, begin time.Time, participants ...uint64) meeting.Meeting {
 	t.Helper()
-	m := store.Meeting{Identity: fmt.Sprintf("00000000-0000-4000-8000-%012d", time.Now().UnixNano()%1e12),
+	m := meeting.Meeting{Identity: fmt.Sprintf("00000000-0000-4000-8000-%012d", time.Now().UnixNano()%1e12),
 		Name: name, BeginAt: begin, EndAt: begin.Add(time.Hour), CreatorID: creator}
 	if err := s.CreateMeeting(ctx, &m, participants); err != nil {
 		t.Fatalf("create meeting: %v", err)
@@ -60,8 +61,8 @@ func TestUsers(t *testing.T) {
 		if err := s.SetPassword(ctx, u.ID, long); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := s.UserByID(ctx, u.ID); got.Password != long {
-			t.Fatalf("password not stored whole: %d bytes", len(got.Password))
+		if got, _ := s.UserByID(ctx, u.ID); got.PasswordHash != long {
+			t.Fatalf("password not stored whole: %d bytes", len(got.PasswordHash))
 		}
 		if err := s.SetPassword(ctx, 999999, "x"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("SetPassword of unknown user: %v", err)
@@ -69,83 +70,135 @@ func TestUsers(t *testing.T) {
 	})
 }
 
-func TestMeetingAccess(t *testing.T) {
+// The store applies no user scoping: it finds, changes and deletes any
+// meeting, and answers who takes part; the service decides who may.
+func TestMeetingRows(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, s *store.Store) {
 		alice, bob, carol := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol")
 		begin := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
 		m := mustMeeting(t, s, alice.ID, "planning", begin, bob.ID, alice.ID)
+		if m.ID == 0 || m.CreatedAt.IsZero() || m.UpdatedAt.IsZero() {
+			t.Fatalf("CreateMeeting did not fill in ID and times: %+v", m)
+		}
 
-		if _, err := s.Meeting(ctx, m.Identity, alice.ID); err != nil {
-			t.Errorf("creator cannot see: %v", err)
+		got, err := s.Meeting(ctx, m.Identity)
+		if err != nil || got.ID != m.ID || got.Name != "planning" || !got.BeginAt.Equal(begin) || got.CreatorID != alice.ID {
+			t.Errorf("Meeting = %+v, %v", got, err)
 		}
-		if _, err := s.Meeting(ctx, m.Identity, bob.ID); err != nil {
-			t.Errorf("participant cannot see: %v", err)
-		}
-		if _, err := s.Meeting(ctx, m.Identity, carol.ID); !errors.Is(err, store.ErrForbidden) {
-			t.Errorf("stranger: got %v, want ErrForbidden", err)
-		}
-		if _, err := s.Meeting(ctx, "00000000-0000-4000-8000-000000000000", alice.ID); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.Meeting(ctx, "00000000-0000-4000-8000-000000000000"); !errors.Is(err, store.ErrNotFound) || !errors.Is(err, meeting.ErrNotFound) {
 			t.Errorf("unknown: got %v, want ErrNotFound", err)
 		}
+		for _, c := range []struct {
+			who  string
+			id   uint64
+			want bool
+		}{{"creator (no row)", alice.ID, false}, {"participant", bob.ID, true}, {"stranger", carol.ID, false}} {
+			if ok, err := s.IsParticipant(ctx, m.ID, c.id); err != nil || ok != c.want {
+				t.Errorf("IsParticipant(%s) = %v, %v; want %v", c.who, ok, err, c.want)
+			}
+		}
 		users, err := s.Participants(ctx, m)
-		if err != nil || len(users) != 2 || users[0].ID != alice.ID || users[1].ID != bob.ID {
+		if err != nil || len(users) != 2 || users[0].ID != alice.ID || users[1].ID != bob.ID || users[0].CreatedAt.IsZero() {
 			t.Fatalf("participants = %+v, %v; want alice (creator, once) then bob", users, err)
 		}
-		if _, err := s.UpdateMeeting(ctx, m.Identity, bob.ID, func(*store.Meeting) error { return nil }); !errors.Is(err, store.ErrForbidden) {
-			t.Errorf("participant edit: got %v, want ErrForbidden", err)
+		if _, err := s.UserIDs(ctx, []string{"carol", "ghost"}); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "ghost") {
+			t.Errorf("unknown username: got %v, want ErrNotFound naming ghost", err)
 		}
-		if err := s.DeleteMeeting(ctx, m.Identity, bob.ID); !errors.Is(err, store.ErrForbidden) {
-			t.Errorf("participant delete: got %v, want ErrForbidden", err)
+		ids, err := s.UserIDs(ctx, []string{"carol", "bob"})
+		if err != nil || len(ids) != 2 || ids[0] != carol.ID || ids[1] != bob.ID {
+			t.Fatalf("UserIDs = %v, %v", ids, err)
 		}
-		if err := s.AddParticipants(ctx, m.Identity, bob.ID, []string{"carol"}); !errors.Is(err, store.ErrForbidden) {
-			t.Errorf("participant adds: got %v, want ErrForbidden", err)
-		}
-		if err := s.AddParticipants(ctx, m.Identity, alice.ID, []string{"carol", "ghost"}); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("unknown username: got %v, want ErrNotFound", err)
-		}
-		if _, err := s.Meeting(ctx, m.Identity, carol.ID); !errors.Is(err, store.ErrForbidden) {
-			t.Errorf("a failed add must add nobody, but carol sees the meeting: %v", err)
-		}
-		if err := s.AddParticipants(ctx, m.Identity, alice.ID, []string{"carol", "bob"}); err != nil {
-			t.Fatalf("add carol (bob again): %v", err)
+		if err := s.AddParticipants(ctx, m.ID, append(ids, alice.ID)); err != nil {
+			t.Fatalf("add carol (bob again, the creator): %v", err)
 		}
 		if users, _ := s.Participants(ctx, m); len(users) != 3 {
 			t.Errorf("participants after add = %d, want 3", len(users))
 		}
-		if err := s.RemoveParticipant(ctx, m.Identity, alice.ID, "bob"); err != nil {
+		if err := s.AddParticipants(ctx, 999999, ids); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("add to unknown meeting: got %v, want ErrNotFound", err)
+		}
+		if err := s.RemoveParticipant(ctx, m.ID, bob.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RemoveParticipant(ctx, m.Identity, alice.ID, "bob"); !errors.Is(err, store.ErrNotFound) {
+		if ok, _ := s.IsParticipant(ctx, m.ID, bob.ID); ok {
+			t.Error("bob still takes part after removal")
+		}
+		if err := s.RemoveParticipant(ctx, m.ID, bob.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("remove twice: got %v, want ErrNotFound", err)
 		}
-		if err := s.AddParticipants(ctx, m.Identity, alice.ID, []string{"bob"}); err != nil {
+		if err := s.RemoveParticipant(ctx, m.ID, alice.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("remove the creator (no row): got %v, want ErrNotFound", err)
+		}
+		if err := s.AddParticipants(ctx, m.ID, []uint64{bob.ID}); err != nil {
 			t.Errorf("add bob back after removal: %v", err)
 		}
 
 		sentinel := errors.New("refused")
-		if _, err := s.UpdateMeeting(ctx, m.Identity, alice.ID, func(m *store.Meeting) error { m.Name = "x"; return sentinel }); !errors.Is(err, sentinel) {
+		if _, err := s.UpdateMeeting(ctx, m.Identity, func(m *meeting.Meeting) error { m.Name = "x"; return sentinel }); !errors.Is(err, sentinel) {
 			t.Errorf("refusing change: got %v", err)
 		}
-		if got, _ := s.Meeting(ctx, m.Identity, alice.ID); got.Name != "planning" {
+		if got, _ := s.Meeting(ctx, m.Identity); got.Name != "planning" {
 			t.Errorf("a refused change was saved: name %q", got.Name)
 		}
-		saved, err := s.UpdateMeeting(ctx, m.Identity, alice.ID, func(m *store.Meeting) error { m.EndAt = m.EndAt.Add(time.Hour); return nil })
+		if _, err := s.UpdateMeeting(ctx, "00000000-0000-4000-8000-000000000000", func(*meeting.Meeting) error { return nil }); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("update unknown: got %v, want ErrNotFound", err)
+		}
+		saved, err := s.UpdateMeeting(ctx, m.Identity, func(m *meeting.Meeting) error {
+			m.EndAt = m.EndAt.Add(time.Hour)
+			m.CreatorID = carol.ID // not a column an update writes
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := s.Meeting(ctx, m.Identity, alice.ID)
-		if !got.EndAt.Equal(begin.Add(2*time.Hour)) || !got.BeginAt.Equal(begin) || got.Name != "planning" || !saved.EndAt.Equal(got.EndAt) {
+		got, _ = s.Meeting(ctx, m.Identity)
+		if !got.EndAt.Equal(begin.Add(2*time.Hour)) || !got.BeginAt.Equal(begin) || got.Name != "planning" || !saved.EndAt.Equal(got.EndAt) || got.CreatorID != alice.ID {
 			t.Errorf("after extending: %+v", got)
 		}
 
-		if err := s.DeleteMeeting(ctx, m.Identity, alice.ID); err != nil {
+		if err := s.DeleteMeeting(ctx, m.Identity); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Meeting(ctx, m.Identity, alice.ID); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.Meeting(ctx, m.Identity); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("deleted meeting: got %v, want ErrNotFound", err)
 		}
-		if list, n, _ := s.ListMeetings(ctx, bob.ID, store.ListOptions{Limit: 10}); n != 0 || len(list) != 0 {
+		if err := s.DeleteMeeting(ctx, m.Identity); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("delete twice: got %v, want ErrNotFound", err)
+		}
+		if list, n, _ := s.ListMeetings(ctx, bob.ID, meeting.ListOptions{Limit: 10}); n != 0 || len(list) != 0 {
 			t.Errorf("deleted meeting still listed for bob: %d", n)
+		}
+	})
+}
+
+func TestMeetingsEndingAfter(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		alice := mustUser(t, s, "alice")
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		past := mustMeeting(t, s, alice.ID, "past", now.Add(-3*time.Hour))          // ended 2h ago
+		running := mustMeeting(t, s, alice.ID, "running", now.Add(-30*time.Minute)) // ends in 30m
+		later := mustMeeting(t, s, alice.ID, "later", now.Add(time.Hour))
+		gone := mustMeeting(t, s, alice.ID, "gone", now.Add(2*time.Hour))
+		if err := s.DeleteMeeting(ctx, gone.Identity); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			after time.Time
+			want  []string
+		}{
+			{now, []string{running.Identity, later.Identity}},
+			{now.Add(-2 * time.Hour), []string{running.Identity, later.Identity}},
+			{now.Add(-2*time.Hour - time.Millisecond), []string{past.Identity, running.Identity, later.Identity}},
+			{now.Add(2 * time.Hour), nil},
+		} {
+			list, err := s.MeetingsEndingAfter(ctx, c.after)
+			var got []string
+			for _, m := range list {
+				got = append(got, m.Identity)
+			}
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("MeetingsEndingAfter(now%+v) = %v, %v; want %v", c.after.Sub(now), got, err, c.want)
+			}
 		}
 	})
 }
@@ -160,28 +213,28 @@ func TestListMeetings(t *testing.T) {
 		mustMeeting(t, s, bob.ID, "bob's 100% party_", base, alice.ID)
 		mustMeeting(t, s, bob.ID, "bob alone", base)
 
-		list, n, err := s.ListMeetings(ctx, alice.ID, store.ListOptions{Limit: 2})
+		list, n, err := s.ListMeetings(ctx, alice.ID, meeting.ListOptions{Limit: 2})
 		if err != nil || n != 6 || len(list) != 2 {
 			t.Fatalf("alice page 1: %d items, count %d, %v; want 2 of 6", len(list), n, err)
 		}
 		if list[0].Name != "alice 4" || list[1].Name != "alice 3" {
 			t.Errorf("order: %q, %q; want latest beginning first", list[0].Name, list[1].Name)
 		}
-		list, _, _ = s.ListMeetings(ctx, alice.ID, store.ListOptions{Offset: 4, Limit: 10})
+		list, _, _ = s.ListMeetings(ctx, alice.ID, meeting.ListOptions{Offset: 4, Limit: 10})
 		if len(list) != 2 {
 			t.Errorf("last page has %d items, want 2", len(list))
 		}
-		list, n, _ = s.ListMeetings(ctx, alice.ID, store.ListOptions{Offset: 100, Limit: 10})
+		list, n, _ = s.ListMeetings(ctx, alice.ID, meeting.ListOptions{Offset: 100, Limit: 10})
 		if len(list) != 0 || n != 6 {
 			t.Errorf("past the end: %d items, count %d", len(list), n)
 		}
 		for kw, want := range map[string]int64{"100%": 1, "_": 1, "alice": 5, "ALICE": 5, "zzz": 0, "%": 1} {
-			_, n, err := s.ListMeetings(ctx, alice.ID, store.ListOptions{Keyword: kw, Limit: 10})
+			_, n, err := s.ListMeetings(ctx, alice.ID, meeting.ListOptions{Keyword: kw, Limit: 10})
 			if err != nil || n != want {
 				t.Errorf("keyword %q: count %d, %v; want %d", kw, n, err, want)
 			}
 		}
-		if _, n, _ := s.ListMeetings(ctx, bob.ID, store.ListOptions{Limit: 10}); n != 2 {
+		if _, n, _ := s.ListMeetings(ctx, bob.ID, meeting.ListOptions{Limit: 10}); n != 2 {
 			t.Errorf("bob sees %d meetings, want his 2", n)
 		}
 	})
@@ -202,7 +255,7 @@ func TestConcurrentEditsLoseNothing(t *testing.T) {
 			wg.Add(1)
 			go func(end bool) {
 				defer wg.Done()
-				_, err := s.UpdateMeeting(ctx, m.Identity, alice.ID, func(m *store.Meeting) error {
+				_, err := s.UpdateMeeting(ctx, m.Identity, func(m *meeting.Meeting) error {
 					if end {
 						m.EndAt = m.EndAt.Add(2 * time.Minute)
 					} else {
@@ -220,7 +273,7 @@ func TestConcurrentEditsLoseNothing(t *testing.T) {
 			}(i%2 == 0)
 		}
 		wg.Wait()
-		got, _ := s.Meeting(ctx, m.Identity, alice.ID)
+		got, _ := s.Meeting(ctx, m.Identity)
 		wantBegin := begin.Add(time.Duration(moved[false]) * time.Minute)
 		wantEnd := begin.Add(time.Hour + time.Duration(moved[true])*2*time.Minute)
 		if !got.BeginAt.Equal(wantBegin) || !got.EndAt.Equal(wantEnd) {
@@ -259,10 +312,10 @@ func TestSeedDatabaseUpgrades(t *testing.T) {
 	}
 	defer s.Close()
 	root, err := s.UserByName(ctx, "root")
-	if err != nil || root.ID != 1 || root.Password != "8017d0408f41b75489701e3fb1c3e773" {
+	if err != nil || root.ID != 1 || root.PasswordHash != "8017d0408f41b75489701e3fb1c3e773" {
 		t.Fatalf("seed user after migration: %+v, %v", root, err)
 	}
-	m, err := s.Meeting(ctx, "5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11", 1)
+	m, err := s.Meeting(ctx, "5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11")
 	if err != nil || m.Name != "seed standup" || m.BeginAt.Format(time.RFC3339) != "2030-01-02T09:00:00Z" {
 		t.Fatalf("seed meeting after migration: %+v, %v", m, err)
 	}
@@ -271,12 +324,16 @@ func TestSeedDatabaseUpgrades(t *testing.T) {
 	if err := s.SetPassword(ctx, root.ID, bcryptHash); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.UserByID(ctx, root.ID); got.Password != bcryptHash {
-		t.Fatalf("password truncated to %d bytes", len(got.Password))
+	if got, _ := s.UserByID(ctx, root.ID); got.PasswordHash != bcryptHash {
+		t.Fatalf("password truncated to %d bytes", len(got.PasswordHash))
 	}
 	// Members can be added to the seed's room.
 	mustUser(t, s, "guest")
-	if err := s.AddParticipants(ctx, m.Identity, 1, []string{"guest"}); err != nil {
+	guest, err := s.UserIDs(ctx, []string{"guest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddParticipants(ctx, m.ID, guest); err != nil {
 		t.Fatal(err)
 	}
 	// Opening again changes nothing.

@@ -6,46 +6,48 @@ import (
 	"fmt"
 
 	"gorm.io/gorm"
+
+	"meeting.dev/meeting/internal/meeting"
 )
 
 // CreateUser adds a user with an already hashed password. A taken username
 // (deleted users included) is ErrConflict.
-func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (User, error) {
+func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (meeting.Account, error) {
 	u := User{Username: username, Password: passwordHash}
 	err := s.db.WithContext(ctx).Create(&u).Error
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		return User{}, fmt.Errorf("user %q: %w", username, ErrConflict)
+		return meeting.Account{}, fmt.Errorf("user %q: %w", username, ErrConflict)
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("create user: %w", err)
+		return meeting.Account{}, fmt.Errorf("create user: %w", err)
 	}
-	return u, nil
+	return accountOut(u), nil
 }
 
-// UserByName returns the user with that name, or ErrNotFound.
-func (s *Store) UserByName(ctx context.Context, username string) (User, error) {
+// UserByName returns the account with that name, or ErrNotFound.
+func (s *Store) UserByName(ctx context.Context, username string) (meeting.Account, error) {
 	var u User
 	err := s.db.WithContext(ctx).Where("username = ?", username).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return User{}, fmt.Errorf("user %q: %w", username, ErrNotFound)
+		return meeting.Account{}, fmt.Errorf("user %q: %w", username, ErrNotFound)
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("find user: %w", err)
+		return meeting.Account{}, fmt.Errorf("find user: %w", err)
 	}
-	return u, nil
+	return accountOut(u), nil
 }
 
-// UserByID returns the user with that id, or ErrNotFound.
-func (s *Store) UserByID(ctx context.Context, id uint64) (User, error) {
+// UserByID returns the account with that id, or ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id uint64) (meeting.Account, error) {
 	var u User
 	err := s.db.WithContext(ctx).Take(&u, id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return User{}, fmt.Errorf("user %d: %w", id, ErrNotFound)
+		return meeting.Account{}, fmt.Errorf("user %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("find user: %w", err)
+		return meeting.Account{}, fmt.Errorf("find user: %w", err)
 	}
-	return u, nil
+	return accountOut(u), nil
 }
 
 // SetPassword replaces a user's password hash.
