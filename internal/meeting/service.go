@@ -396,7 +396,7 @@ func (s *Service) Join(ctx context.Context, caller User, identity string, api *u
 	a := Admission{Meeting: m, Phase: phase, SignalURL: signal, Token: tok, ExpiresAt: now.Add(s.ttl),
 		ICEServers: []ICEServer{}}
 	if len(room.TURNURIs) > 0 {
-		ttl := min(plan.RemoveAt.Sub(now), MaxTURNCredentialTTL)
+		ttl := min(m.EndAt.Add(s.policy.Grace).Sub(now), MaxTURNCredentialTTL)
 		username, password := token.TURNCredentials(room.TURNSecret, user, ttl, now)
 		a.ICEServers = append(a.ICEServers, ICEServer{URLs: append([]string(nil), room.TURNURIs...),
 			Username: username, Credential: password})
