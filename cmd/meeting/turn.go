@@ -110,6 +110,8 @@ func (f *turnFlags) config() (turn.Config, error) {
 		cfg.RelayBindIP = ip
 	}
 	cfg.AllowPeers = f.allow
+	// GOMAXPROCS set by hand wins over the adaptation.
+	cfg.AdaptiveProcs = f.adapt && os.Getenv("GOMAXPROCS") == ""
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
 	}
@@ -246,11 +248,6 @@ func runTURN(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		closeAll(cfg.PacketConns, cfg.Listeners)
 		_ = httpLn.Close()
 		return fmt.Errorf("turn: %w", err)
-	}
-	if f.adapt && os.Getenv("GOMAXPROCS") == "" {
-		procsCtx, stopProcs := context.WithCancel(ctx)
-		defer stopProcs()
-		go turn.DefaultProcs(log).Run(procsCtx)
 	}
 	var ready atomic.Bool
 	ready.Store(true)

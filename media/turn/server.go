@@ -1,6 +1,7 @@
 package turn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,11 @@ type Config struct {
 	UserQuota int
 	// TotalQuota is the most allocations the server holds (0: unlimited).
 	TotalQuota int
+	// AdaptiveProcs, when set, runs DefaultProcs while the server runs. It
+	// changes GOMAXPROCS of the whole process, so only a process whose main
+	// job is relaying (meeting turn) sets it, and only for one Server;
+	// embedders leave it unset.
+	AdaptiveProcs bool
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil registers nowhere.
@@ -123,6 +129,8 @@ type Server struct {
 	quotas    *quotas
 	chans     []*channels // one per UDP socket
 	log       *slog.Logger
+	stopProcs context.CancelFunc // nil without AdaptiveProcs
+	procsDone chan struct{}
 	closing   sync.Once
 	err       error
 }
@@ -202,9 +210,18 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start turn server: %w", err)
 	}
+	if cfg.AdaptiveProcs {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopProcs, s.procsDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.procsDone)
+			DefaultProcs(cfg.Logger).Run(ctx)
+		}()
+	}
 	s.log.Info("turn serving", "udp", addrString(s.UDPAddr()), "udp_sockets", len(s.udp), "tcp", listenerAddrs(s.listeners),
 		"relay_ip", cfg.RelayIP.String(), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayPortMin, cfg.RelayPortMax),
-		"allow_peers", fmt.Sprint(cfg.AllowPeers), "user_quota", cfg.UserQuota, "total_quota", cfg.TotalQuota)
+		"allow_peers", fmt.Sprint(cfg.AllowPeers), "user_quota", cfg.UserQuota, "total_quota", cfg.TotalQuota,
+		"adaptive_procs", cfg.AdaptiveProcs)
 	return s, nil
 }
 
@@ -245,11 +262,15 @@ func listenerAddrs(ls []net.Listener) string {
 func (s *Server) Allocations() int { return s.turn.AllocationCount() }
 
 // Close closes the sockets of Config.PacketConns and Config.Listeners and
-// every allocation.
+// every allocation, and stops adapting GOMAXPROCS.
 func (s *Server) Close() error {
 	s.closing.Do(func() {
 		if err := s.turn.Close(); err != nil {
 			s.err = fmt.Errorf("close turn server: %w", err)
+		}
+		if s.stopProcs != nil {
+			s.stopProcs()
+			<-s.procsDone
 		}
 	})
 	return s.err
