@@ -30,7 +30,8 @@ const turnUsage = `
 The TURN REST API credentials (coturn's use-auth-secret): username
 "<unix expiry>:<user>", password base64(HMAC-SHA1(auth-secret, username)).
 Peers in loopback, private, CGNAT, link-local (cloud metadata), multicast and
-reserved ranges are refused unless --allow-peer opens them. The secret may
+reserved ranges are refused unless --allow-peer opens them (or
+--allow-peer-addr, one exact IP:port of them). The secret may
 also come from MEETING_TURN_SECRET. HTTP: /healthz, /readyz, /metrics.
 `
 
@@ -51,6 +52,7 @@ type turnFlags struct {
 	relayIP    string
 	bindIP     string
 	allow      prefixList
+	allowTo    addrPortList
 	httpAddr   string
 	tlsCert    string
 	tlsKey     string
@@ -68,6 +70,7 @@ func (f *turnFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.cfg.RelayPortMin, "relay-port-min", f.cfg.RelayPortMin, "lowest relay port")
 	fs.IntVar(&f.cfg.RelayPortMax, "relay-port-max", f.cfg.RelayPortMax, "highest relay port")
 	fs.Var(&f.allow, "allow-peer", "CIDR or IP clients may relay to although the default policy denies it (repeatable, or comma-separated)")
+	fs.Var(&f.allowTo, "allow-peer-addr", "IP:port clients may relay to although the default policy denies its IP; other ports stay denied (repeatable, or comma-separated)")
 	fs.IntVar(&f.cfg.UserQuota, "user-quota", f.cfg.UserQuota, "most allocations per user, 0 for no limit")
 	fs.IntVar(&f.cfg.TotalQuota, "total-quota", f.cfg.TotalQuota, "most allocations in total, 0 for no limit")
 	fs.IntVar(&f.udpSockets, "udp-sockets", 0, "UDP sockets sharing the port with SO_REUSEPORT (default one per CPU)")
@@ -110,6 +113,7 @@ func (f *turnFlags) config() (turn.Config, error) {
 		cfg.RelayBindIP = ip
 	}
 	cfg.AllowPeers = f.allow
+	cfg.AllowPeerAddrs = f.allowTo
 	// GOMAXPROCS set by hand wins over the adaptation.
 	cfg.AdaptiveProcs = f.adapt && os.Getenv("GOMAXPROCS") == ""
 	if (f.tlsCert == "") != (f.tlsKey == "") {
@@ -213,6 +217,35 @@ func (p *prefixList) Set(v string) error {
 			return fmt.Errorf("%q: %w", part, err)
 		}
 		*p = append(*p, pr)
+	}
+	return nil
+}
+
+// addrPortList is a repeatable flag of IP:port addresses.
+type addrPortList []netip.AddrPort
+
+func (a *addrPortList) String() string {
+	s := make([]string, len(*a))
+	for i, x := range *a {
+		s[i] = x.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (a *addrPortList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(part)
+		if err != nil {
+			return fmt.Errorf("%q: want IP:port: %w", part, err)
+		}
+		if ap.Port() == 0 {
+			return fmt.Errorf("%q: want a port other than 0", part)
+		}
+		*a = append(*a, ap)
 	}
 	return nil
 }

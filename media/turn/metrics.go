@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 		permissionDenials: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meeting_turn_permission_denials_total",
-			Help: "Peer addresses refused by the peer policy (CreatePermission and ChannelBind).",
+			Help: "Peer addresses refused by the peer policy (CreatePermission and ChannelBind answered 403, Send indications dropped).",
 		}),
 		toPeerPackets:   packets.WithLabelValues("to_peer"),
 		toPeerBytes:     bytes.WithLabelValues("to_peer"),

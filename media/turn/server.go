@@ -54,6 +54,10 @@ type Config struct {
 	RelayPortMin, RelayPortMax int
 	// AllowPeers opens ranges the peer policy denies by default.
 	AllowPeers []netip.Prefix
+	// AllowPeerAddrs opens exact peer addresses, IP and port, that the peer
+	// policy denies by default (standalone: the SFU's own ICE address on
+	// loopback); other ports of their IPs stay denied.
+	AllowPeerAddrs []netip.AddrPort
 	// UserQuota is the most allocations one user may hold (0: unlimited);
 	// the user is the part of the username after "<expiry>:".
 	UserQuota int
@@ -115,6 +119,11 @@ func (c *Config) Validate() error {
 	if c.RelayPortMin < 1 || c.RelayPortMax > 65535 || c.RelayPortMin > c.RelayPortMax {
 		errs = append(errs, fmt.Errorf("relay ports %d-%d: want 1 <= min <= max <= 65535", c.RelayPortMin, c.RelayPortMax))
 	}
+	for _, a := range c.AllowPeerAddrs {
+		if !a.IsValid() || a.Port() == 0 {
+			errs = append(errs, fmt.Errorf("allowed peer address %q: want IP:port with a port", a))
+		}
+	}
 	if c.UserQuota < 0 || c.TotalQuota < 0 {
 		errs = append(errs, errors.New("quotas must not be negative"))
 	}
@@ -160,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 	}
 	auth := &authenticator{secret: cfg.Secret, realm: cfg.Realm, now: cfg.Now, metrics: m}
-	policy := NewPeerPolicy(cfg.AllowPeers)
+	policy := NewPeerPolicy(cfg.AllowPeers, cfg.AllowPeerAddrs...)
 	g := &guard{auth: auth, quotas: s.quotas, policy: policy, metrics: m, log: cfg.Logger}
 	bind := "0.0.0.0"
 	if cfg.RelayBindIP.IsValid() {
@@ -174,7 +183,7 @@ func New(cfg Config) (*Server, error) {
 			MaxPort:      uint16(cfg.RelayPortMax),
 			MaxRetries:   50,
 		},
-		quotas: s.quotas, metrics: m, now: cfg.Now,
+		policy: policy, quotas: s.quotas, metrics: m, now: cfg.Now,
 	}
 	permit := func(client net.Addr, peer net.IP) bool {
 		if policy.allowedIP(peer) {
@@ -220,7 +229,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.log.Info("turn serving", "udp", addrString(s.UDPAddr()), "udp_sockets", len(s.udp), "tcp", listenerAddrs(s.listeners),
 		"relay_ip", cfg.RelayIP.String(), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayPortMin, cfg.RelayPortMax),
-		"allow_peers", fmt.Sprint(cfg.AllowPeers), "user_quota", cfg.UserQuota, "total_quota", cfg.TotalQuota,
+		"allow_peers", fmt.Sprint(cfg.AllowPeers), "allow_peer_addrs", fmt.Sprint(cfg.AllowPeerAddrs), "user_quota", cfg.UserQuota, "total_quota", cfg.TotalQuota,
 		"adaptive_procs", cfg.AdaptiveProcs)
 	return s, nil
 }
