@@ -70,7 +70,8 @@ type Config struct {
 	AdaptiveProcs bool
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
-	// Registerer receives the metrics; nil registers nowhere.
+	// Registerer receives the metrics; nil registers nowhere. Servers given
+	// the same Registerer share its series, which count for all of them.
 	Registerer prometheus.Registerer
 	// Now is the clock credentials are checked against; nil is time.Now.
 	Now func() time.Time

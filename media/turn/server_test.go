@@ -475,3 +475,41 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
+
+// TestServersShareRegisterer runs two servers with one Registerer, as a
+// process running several rooms does: both start, and the series count
+// for both together.
+func TestServersShareRegisterer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	shared := func(c *Config) { c.Registerer = reg }
+	a, _ := startServer(t, shared)
+	b, _ := startServer(t, shared)
+	peer := echoPeer(t)
+	for i, s := range []*Server{a, b} {
+		user, pass := creds(fmt.Sprintf("kim%d", i), time.Hour)
+		relay, err := allocate(t, dialClient(t, s.UDPAddr(), "udp", user, pass, nil))
+		if err != nil {
+			t.Fatalf("server %d: %v", i, err)
+		}
+		relayRoundTrips(t, relay, peer, 10)
+	}
+	if got := metricValue(t, reg, "meeting_turn_allocations", "", ""); got != 2 {
+		t.Errorf("allocations gauge = %v, want 2 (one per server)", got)
+	}
+	eventually(t, func() bool {
+		return metricValue(t, reg, "meeting_turn_relayed_packets_total", "direction", "to_peer") == 20
+	}, "datagrams of both servers counted")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return metricValue(t, reg, "meeting_turn_allocations", "", "") == 1 }, "the closed server's allocation removed from the gauge")
+	// A server started after another closed registers as well.
+	c, _ := startServer(t, shared)
+	user, pass := creds("kim2", time.Hour)
+	if _, err := allocate(t, dialClient(t, c.UDPAddr(), "udp", user, pass, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, reg, "meeting_turn_allocations", "", ""); got != 2 {
+		t.Errorf("allocations gauge = %v, want 2", got)
+	}
+}
