@@ -1,7 +1,10 @@
 package main
 
 import (
+	"crypto/tls"
+	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -76,5 +79,33 @@ func TestTURNAdaptiveProcsFlag(t *testing.T) {
 		if f.cfg.AdaptiveProcs != tc.want {
 			t.Errorf("GOMAXPROCS=%q %v: AdaptiveProcs = %v, want %v", tc.gomaxprocs, tc.args, f.cfg.AdaptiveProcs, tc.want)
 		}
+	}
+}
+
+// TestTURNOpenSockets checks the sockets the role hands the server: the
+// UDP group and TCP on one port, and TLS on its own address.
+func TestTURNOpenSockets(t *testing.T) {
+	f := &turnFlags{listen: "127.0.0.1:0", tlsListen: "127.0.0.1:0", udpSockets: 2}
+	f.tls = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, errors.New("unused") }}
+	pcs, ls, err := f.openSockets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(pcs, ls)
+	if len(pcs) != 2 || len(ls) != 2 {
+		t.Fatalf("%d UDP sockets and %d listeners, want 2 and 2 (TCP, TLS)", len(pcs), len(ls))
+	}
+	udpPort := pcs[0].LocalAddr().(*net.UDPAddr).Port
+	if pcs[1].LocalAddr().(*net.UDPAddr).Port != udpPort || ls[0].Addr().(*net.TCPAddr).Port != udpPort {
+		t.Errorf("UDP %v, %v and TCP %v: want one port", pcs[0].LocalAddr(), pcs[1].LocalAddr(), ls[0].Addr())
+	}
+	if ls[1].Addr().(*net.TCPAddr).Port == udpPort {
+		t.Errorf("TLS on the TURN port %d", udpPort)
+	}
+
+	// A TCP port already taken is an error (port 0 would try another).
+	f = &turnFlags{listen: ls[0].Addr().String(), udpSockets: 1}
+	if _, _, err := f.openSockets(); err == nil {
+		t.Fatal("openSockets on a taken TCP port succeeded")
 	}
 }
