@@ -43,6 +43,9 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			}
 			return n, addr, nil
 		}
+		if len(reply) == 0 {
+			continue
+		}
 		if _, err := c.PacketConn.WriteTo(reply, addr); err != nil {
 			c.log.Debug("turn refusal not sent", "client", addr.String(), "err", err)
 		}
@@ -99,6 +102,9 @@ func (c *streamConn) Read(p []byte) (int, error) {
 			c.pending = frame
 			break
 		}
+		if len(reply) == 0 {
+			continue
+		}
 		if _, err := c.Conn.Write(reply); err != nil {
 			return 0, fmt.Errorf("send turn refusal: %w", err)
 		}
@@ -117,6 +123,7 @@ func (c *streamConn) Write(p []byte) (int, error) {
 // traffic it carries and releases its quota when pion closes it.
 type relays struct {
 	next    pionturn.RelayAddressGenerator
+	policy  PeerPolicy
 	quotas  *quotas
 	metrics *metrics
 	now     func() time.Time
@@ -184,19 +191,32 @@ func (c *relayConn) bind(peer netip.AddrPort, b peerBinding) {
 
 // ReadFrom reads what a peer sends to the client. Datagrams from peers
 // bound to a channel are sent to the client as ChannelData here; the rest
-// go to pion.
+// go to pion, but for those from a peer the policy denies: pion holds
+// permissions per IP, and a permission for an exact allowed address must
+// not let other ports of its IP reach the client.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil {
 			return n, addr, err
 		}
-		c.relays.metrics.toClientPackets.Inc()
-		c.relays.metrics.toClientBytes.Add(float64(n))
-		if !c.forward(p[:n], addr) {
-			return n, addr, nil
+		if c.forward(p[:n], addr) {
+			c.countToClient(n)
+			continue
 		}
+		if c.relays.policy.hasAddrs() {
+			if ap, ok := clientAddrPort(addr); !ok || !c.relays.policy.AllowedAddrPort(ap) {
+				continue
+			}
+		}
+		c.countToClient(n)
+		return n, addr, nil
 	}
+}
+
+func (c *relayConn) countToClient(n int) {
+	c.relays.metrics.toClientPackets.Inc()
+	c.relays.metrics.toClientBytes.Add(float64(n))
 }
 
 // forward sends a peer's datagram to the client on the peer's channel,

@@ -1,6 +1,6 @@
-// Package turn runs the TURN relay of a room: a pion/turn server with UDP
-// (several SO_REUSEPORT sockets on one port), TCP and optional TLS listeners,
-// the TURN REST API credentials that coturn calls use-auth-secret, a peer
+// Package turn runs the TURN relay of a room: a pion/turn server on the UDP
+// sockets and TCP or TLS listeners its caller gives (ListenUDP opens several
+// SO_REUSEPORT sockets on one port), the TURN REST API credentials that coturn calls use-auth-secret, a peer
 // policy that refuses internal address ranges unless explicitly allowed,
 // allocation quotas per user and in total, and Prometheus metrics.
 //

@@ -17,13 +17,16 @@ var (
 	refreshRequest          = stun.NewType(stun.MethodRefresh, stun.ClassRequest).Value()
 	createPermissionRequest = stun.NewType(stun.MethodCreatePermission, stun.ClassRequest).Value()
 	channelBindRequest      = stun.NewType(stun.MethodChannelBind, stun.ClassRequest).Value()
+	sendIndication          = stun.NewType(stun.MethodSend, stun.ClassIndication).Value()
 )
 
 // guard sees the TURN control messages on a client-facing socket before pion
 // does, and pion's answers to them. It answers itself only to authenticated
 // requests it refuses: Allocate over quota (486) and CreatePermission or
-// ChannelBind naming a denied peer (403). Everything else passes untouched;
-// ChannelData, the bulk of the traffic, costs one byte comparison.
+// ChannelBind naming a denied peer (403). When the policy allows exact peer
+// addresses it also drops Send indications to other ports of their IPs.
+// Everything else passes untouched; ChannelData, the bulk of the traffic,
+// costs one byte comparison.
 type guard struct {
 	auth    *authenticator
 	quotas  *quotas
@@ -46,8 +49,13 @@ func tuple(network string, local, remote net.Addr) string {
 	return network + " " + local.String() + " " + remote.String()
 }
 
-// inbound inspects a message from a client. A non-nil reply is the guard's
-// own answer: the caller sends it and does not hand the message to pion.
+// dropped is the reply of inbound to a message that is neither answered
+// nor handed to pion; it is never written to.
+var dropped = []byte{}
+
+// inbound inspects a message from a client. A nil reply hands it to pion;
+// otherwise the caller sends reply, when it is not empty (see dropped), and
+// does not hand the message to pion.
 func (g *guard) inbound(b []byte, network string, local, remote net.Addr) (reply []byte) {
 	t, ok := stunType(b)
 	if !ok {
@@ -55,6 +63,11 @@ func (g *guard) inbound(b []byte, network string, local, remote net.Addr) (reply
 	}
 	switch t {
 	case allocateRequest, refreshRequest, createPermissionRequest, channelBindRequest:
+	case sendIndication:
+		if g.policy.hasAddrs() {
+			return g.send(b, remote)
+		}
+		return nil
 	default:
 		return nil
 	}
@@ -101,17 +114,17 @@ func (g *guard) allocate(m *stun.Message, key []byte, username, tuple string) []
 
 // permit refuses a CreatePermission or ChannelBind that names a denied peer.
 func (g *guard) permit(m *stun.Message, key []byte, client net.Addr) []byte {
-	denied := netip.Addr{}
+	denied := netip.AddrPort{}
 	for _, a := range m.Attributes {
 		if a.Type != stun.AttrXORPeerAddress {
 			continue
 		}
-		ip, ok := xorPeerIP(m, a)
+		peer, ok := xorPeer(m, a)
 		if !ok {
 			return nil // pion answers 400
 		}
-		if !g.policy.Allowed(ip) {
-			denied = ip
+		if !g.policy.AllowedAddrPort(peer) {
+			denied = peer
 			break
 		}
 	}
@@ -123,16 +136,44 @@ func (g *guard) permit(m *stun.Message, key []byte, client net.Addr) []byte {
 	return g.refuse(m, key, stun.CodeForbidden)
 }
 
-// xorPeerIP decodes one XOR-PEER-ADDRESS attribute (a request may carry several).
-func xorPeerIP(m *stun.Message, a stun.RawAttribute) (netip.Addr, bool) {
+// send drops a Send indication to a peer the policy denies. pion would
+// relay it to any port of an IP it holds a permission for; indications get
+// no answer, so the datagram just never leaves.
+func (g *guard) send(b []byte, client net.Addr) []byte {
+	m := &stun.Message{Raw: b}
+	if err := m.Decode(); err != nil {
+		return nil // pion drops it
+	}
+	for _, a := range m.Attributes {
+		if a.Type != stun.AttrXORPeerAddress {
+			continue
+		}
+		peer, ok := xorPeer(m, a)
+		if !ok {
+			return nil
+		}
+		if !g.policy.AllowedAddrPort(peer) {
+			g.metrics.permissionDenials.Inc()
+			g.log.Debug("turn send indication dropped by policy", "client", client.String(), "peer", peer.String())
+			return dropped
+		}
+	}
+	return nil
+}
+
+// xorPeer decodes one XOR-PEER-ADDRESS attribute (a request may carry several).
+func xorPeer(m *stun.Message, a stun.RawAttribute) (netip.AddrPort, bool) {
 	one := &stun.Message{TransactionID: m.TransactionID}
 	one.Add(stun.AttrXORPeerAddress, a.Value)
 	var peer stun.XORMappedAddress
 	if err := peer.GetFromAs(one, stun.AttrXORPeerAddress); err != nil {
-		return netip.Addr{}, false
+		return netip.AddrPort{}, false
 	}
 	ip, ok := netip.AddrFromSlice(peer.IP)
-	return ip, ok
+	if !ok || peer.Port < 0 || peer.Port > 65535 {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ip, uint16(peer.Port)), true
 }
 
 // refuse builds an authenticated error response to m.
@@ -145,7 +186,7 @@ func (g *guard) refuse(m *stun.Message, key []byte, code stun.ErrorCode) []byte 
 	)
 	if err != nil {
 		g.log.Error("turn error response not built", "code", int(code), "err", err)
-		return nil
+		return dropped // fail closed: pion must not grant what the guard refuses
 	}
 	return resp.Raw
 }

@@ -28,6 +28,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Name: "meeting_turn_relayed_bytes_total",
 		Help: "Payload bytes relayed, by direction.",
 	}, []string{"direction"})
+	var err error
+	if packets, err = register(reg, packets); err != nil {
+		return nil, err
+	}
+	if bytes, err = register(reg, bytes); err != nil {
+		return nil, err
+	}
 	m := &metrics{
 		allocations: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "meeting_turn_allocations",
@@ -47,19 +54,47 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 		permissionDenials: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meeting_turn_permission_denials_total",
-			Help: "Peer addresses refused by the peer policy (CreatePermission and ChannelBind).",
+			Help: "Peer addresses refused by the peer policy (CreatePermission and ChannelBind answered 403, Send indications dropped).",
 		}),
 		toPeerPackets:   packets.WithLabelValues("to_peer"),
 		toPeerBytes:     bytes.WithLabelValues("to_peer"),
 		toClientPackets: packets.WithLabelValues("to_client"),
 		toClientBytes:   bytes.WithLabelValues("to_client"),
 	}
-	for _, c := range []prometheus.Collector{m.allocations, m.allocationsTotal, m.quotaRefusals, m.authFailures, m.permissionDenials, packets, bytes} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register turn metrics: %w", err)
-		}
+	if m.allocations, err = register(reg, m.allocations); err != nil {
+		return nil, err
+	}
+	if m.allocationsTotal, err = register(reg, m.allocationsTotal); err != nil {
+		return nil, err
+	}
+	if m.quotaRefusals, err = register(reg, m.quotaRefusals); err != nil {
+		return nil, err
+	}
+	if m.authFailures, err = register(reg, m.authFailures); err != nil {
+		return nil, err
+	}
+	if m.permissionDenials, err = register(reg, m.permissionDenials); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// register registers c with reg, or returns the collector of the same
+// series already there: Servers that share a Registerer share the series,
+// which then count for all of them together (the allocations gauge is the
+// sum, as each Server adds and removes its own).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var dup prometheus.AlreadyRegisteredError
+	if errors.As(err, &dup) {
+		if existing, ok := dup.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, fmt.Errorf("register turn metrics: %w", err)
 }
 
 // authFailure counts a refused credential by the reason err gives.

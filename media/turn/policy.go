@@ -3,6 +3,7 @@ package turn
 import (
 	"net"
 	"net/netip"
+	"slices"
 )
 
 // deniedPeers are the ranges a client may not relay to unless allowed
@@ -39,19 +40,46 @@ var (
 // refuses loopback, private, carrier-grade NAT, link-local (with cloud
 // metadata), multicast, unspecified and reserved ranges, in IPv4, IPv6 and
 // the IPv6 forms that embed an IPv4 address (mapped, NAT64, 6to4). Prefixes
-// in the allow list are permitted even when a denied range contains them.
+// in the allow list are permitted even when a denied range contains them,
+// and so are the exact peer addresses (IP and port) in the address list:
+// only those, not other ports of their IP.
 type PeerPolicy struct {
 	allow []netip.Prefix
+	addrs []netip.AddrPort // unmapped, without zone
 }
 
-// NewPeerPolicy returns the default policy opened for the allowed prefixes.
-func NewPeerPolicy(allow []netip.Prefix) PeerPolicy {
+// NewPeerPolicy returns the default policy opened for the allowed prefixes
+// and the allowed peer addresses.
+func NewPeerPolicy(allow []netip.Prefix, addrs ...netip.AddrPort) PeerPolicy {
 	p := PeerPolicy{allow: make([]netip.Prefix, 0, len(allow))}
 	for _, a := range allow {
 		p.allow = append(p.allow, a.Masked())
 	}
+	for _, a := range addrs {
+		if a.IsValid() {
+			p.addrs = append(p.addrs, exactForm(a))
+		}
+	}
 	return p
 }
+
+// exactForm is how an exact peer address is compared: an IPv4-mapped IPv6
+// address is its IPv4 address (the same destination on a relay socket).
+func exactForm(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().WithZone("").Unmap(), a.Port())
+}
+
+// AllowedAddrPort reports whether a client may relay to peer: its IP is
+// allowed, or peer is one of the exact allowed addresses.
+func (p PeerPolicy) AllowedAddrPort(peer netip.AddrPort) bool {
+	return p.Allowed(peer.Addr()) || (len(p.addrs) > 0 && slices.Contains(p.addrs, exactForm(peer)))
+}
+
+// hasAddrs reports whether exact addresses are allowed. TURN permissions
+// are per IP (RFC 5766 section 8), so pion, once it holds one for an exact
+// address's IP, would relay to every port of that IP: the guard then checks
+// Send indications, and relay sockets datagrams from peers, for the port.
+func (p PeerPolicy) hasAddrs() bool { return len(p.addrs) > 0 }
 
 // Allowed reports whether a client may relay to ip.
 func (p PeerPolicy) Allowed(ip netip.Addr) bool {
@@ -97,8 +125,22 @@ func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// allowedIP is Allowed for the net.IP values pion hands out.
+// allowedIP is pion's permission decision, which sees the peer's IP only:
+// Allowed, or the IP of an exact allowed address, whose port the guard has
+// checked before pion sees the request.
 func (p PeerPolicy) allowedIP(ip net.IP) bool {
 	a, ok := netip.AddrFromSlice(ip)
-	return ok && p.Allowed(a)
+	if !ok {
+		return false
+	}
+	if p.Allowed(a) {
+		return true
+	}
+	a = a.WithZone("").Unmap()
+	for _, e := range p.addrs {
+		if e.Addr() == a {
+			return true
+		}
+	}
+	return false
 }

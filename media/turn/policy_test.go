@@ -86,3 +86,36 @@ func TestPeerPolicyAllowList(t *testing.T) {
 		t.Error("allowedIP disagrees with Allowed")
 	}
 }
+
+func TestPeerPolicyExactAddrs(t *testing.T) {
+	sfu := netip.MustParseAddrPort("127.0.0.1:7882")
+	p := NewPeerPolicy([]netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, sfu, netip.AddrPort{})
+	for _, tc := range []struct {
+		peer string
+		want bool
+	}{
+		{"127.0.0.1:7882", true},
+		{"[::ffff:127.0.0.1]:7882", true}, // the same destination on a relay socket
+		{"127.0.0.1:7883", false},
+		{"127.0.0.2:7882", false},
+		{"[::1]:7882", false},
+		{"10.1.2.3:9", true},  // the prefix still applies
+		{"10.2.0.1:9", false}, // and the default list
+		{"8.8.8.8:53", true},
+	} {
+		if got := p.AllowedAddrPort(netip.MustParseAddrPort(tc.peer)); got != tc.want {
+			t.Errorf("AllowedAddrPort(%s) = %v, want %v", tc.peer, got, tc.want)
+		}
+	}
+	// The IP alone is not allowed; pion's IP-only decision admits it, as the
+	// guard checks the port before pion sees a request.
+	if p.Allowed(sfu.Addr()) {
+		t.Error("Allowed(127.0.0.1): an exact address opened its whole IP")
+	}
+	if !p.allowedIP(net.ParseIP("127.0.0.1")) || p.allowedIP(net.ParseIP("127.0.0.2")) {
+		t.Error("allowedIP does not admit exactly the IPs of allowed addresses")
+	}
+	if !p.hasAddrs() || NewPeerPolicy(nil).hasAddrs() {
+		t.Error("hasAddrs wrong")
+	}
+}

@@ -16,7 +16,8 @@ import (
 // ScaleUp of a core and all of them (the SO_REUSEPORT sockets then spread
 // over every core) once it uses more; it goes back to one P after a while
 // under ScaleDown. It changes process-wide state: only a process whose main
-// job is relaying (meeting turn) should run it.
+// job is relaying (meeting turn) should run it, which Config.AdaptiveProcs
+// does.
 type Procs struct {
 	Max       int           // the most Ps, e.g. runtime.NumCPU()
 	ScaleUp   float64       // cores of CPU above which all Ps run

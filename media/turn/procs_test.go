@@ -52,3 +52,27 @@ func TestProcsRunRestores(t *testing.T) {
 		t.Fatalf("GOMAXPROCS after Run = %d, want Max 3", got)
 	}
 }
+
+// TestServerAdaptiveProcsOptIn checks that a Server leaves GOMAXPROCS alone
+// unless Config.AdaptiveProcs asks, and that Close stops the adaptation.
+func TestServerAdaptiveProcsOptIn(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: GOMAXPROCS has nothing to adapt")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.NumCPU()))
+	s, _ := startServer(t, nil)
+	time.Sleep(50 * time.Millisecond)
+	if got := runtime.GOMAXPROCS(0); got != runtime.NumCPU() {
+		t.Fatalf("GOMAXPROCS = %d with AdaptiveProcs unset, want %d untouched", got, runtime.NumCPU())
+	}
+	_ = s.Close()
+
+	s, _ = startServer(t, func(c *Config) { c.AdaptiveProcs = true })
+	eventually(t, func() bool { return runtime.GOMAXPROCS(0) == 1 }, "one P while idle")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := runtime.GOMAXPROCS(0); got != runtime.NumCPU() {
+		t.Fatalf("GOMAXPROCS after Close = %d, want %d", got, runtime.NumCPU())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -13,10 +14,16 @@ import (
 // wait in the kernel rather than being dropped.
 const udpBuffer = 4 << 20
 
-// listenUDP opens n UDP sockets on one port with SO_REUSEPORT; the kernel
-// spreads clients over them by 5-tuple, and pion serves each on its own
-// goroutine, so every core can relay.
-func listenUDP(host, port string, n int) ([]net.PacketConn, error) {
+// ListenUDP opens n UDP sockets on addr (host:port; port 0 picks one, which
+// all n share) with SO_REUSEPORT, for Config.PacketConns; n <= 0 opens one
+// per CPU. The kernel spreads clients over them by 5-tuple and the Server
+// serves each on its own goroutine, so every core can relay. Each asks for
+// a 4 MiB socket buffer, as far as the kernel allows. Outside Linux it opens
+// one socket whatever n is.
+func ListenUDP(addr string, n int) ([]net.PacketConn, error) {
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {
@@ -27,14 +34,13 @@ func listenUDP(host, port string, n int) ([]net.PacketConn, error) {
 		return serr
 	}}
 	var conns []net.PacketConn
-	addr := net.JoinHostPort(host, port)
 	for i := 0; i < n; i++ {
 		c, err := lc.ListenPacket(context.Background(), "udp", addr)
 		if err != nil {
 			for _, c := range conns {
 				_ = c.Close()
 			}
-			return nil, fmt.Errorf("open udp socket: %w", err)
+			return nil, fmt.Errorf("open udp socket on %s: %w", addr, err)
 		}
 		if u, ok := c.(*net.UDPConn); ok {
 			_ = u.SetReadBuffer(udpBuffer) // best effort: the kernel caps it

@@ -7,11 +7,12 @@ import (
 	"net"
 )
 
-// listenUDP opens one UDP socket: SO_REUSEPORT load spreading is Linux only.
-func listenUDP(host, port string, _ int) ([]net.PacketConn, error) {
-	c, err := net.ListenPacket("udp", net.JoinHostPort(host, port))
+// ListenUDP opens one UDP socket on addr, for Config.PacketConns, whatever
+// n is: SO_REUSEPORT load spreading is Linux only.
+func ListenUDP(addr string, _ int) ([]net.PacketConn, error) {
+	c, err := net.ListenPacket("udp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen udp: %w", err)
+		return nil, fmt.Errorf("open udp socket on %s: %w", addr, err)
 	}
 	return []net.PacketConn{c}, nil
 }

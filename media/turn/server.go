@@ -1,14 +1,14 @@
 package turn
 
 import (
-	"crypto/tls"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
-	"strconv"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +21,6 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultListen       = ":3478"
 	DefaultRealm        = "meeting"
 	DefaultRelayPortMin = 49152
 	DefaultRelayPortMax = 65535
@@ -29,14 +28,21 @@ const (
 	DefaultTotalQuota   = 2000
 )
 
-// Config configures a Server. Secret and RelayIP have no default.
+// Config configures a Server. Secret, RelayIP and at least one socket (in
+// PacketConns or Listeners) have no default.
 type Config struct {
-	// Listen is the host:port of the UDP and TCP listeners; port 0 picks one.
-	Listen string
-	// TLSListen is the host:port of the TLS listener, used when TLS is set.
-	TLSListen string
-	// TLS, when set, serves TURN over TLS on TLSListen.
-	TLS *tls.Config
+	// PacketConns are the client-facing UDP sockets, for example those
+	// ListenUDP opens. A *net.UDPConn is read and written with raw
+	// non-blocking syscalls (media/internal/rawudp); any other PacketConn is
+	// served as it is.
+	PacketConns []net.PacketConn
+	// Listeners are the client-facing TCP listeners; a TURN-over-TLS
+	// (turns:) listener is given already wrapped by tls.NewListener.
+	//
+	// The Server owns the sockets of PacketConns and Listeners once New has
+	// succeeded: Close closes them (as pion's Server does). When New fails
+	// they are left open for the caller to close.
+	Listeners []net.Listener
 	// Realm is the long-term credential realm.
 	Realm string
 	// Secret is the TURN REST API shared secret (coturn's static-auth-secret).
@@ -49,28 +55,33 @@ type Config struct {
 	RelayPortMin, RelayPortMax int
 	// AllowPeers opens ranges the peer policy denies by default.
 	AllowPeers []netip.Prefix
+	// AllowPeerAddrs opens exact peer addresses, IP and port, that the peer
+	// policy denies by default (standalone: the SFU's own ICE address on
+	// loopback); other ports of their IPs stay denied.
+	AllowPeerAddrs []netip.AddrPort
 	// UserQuota is the most allocations one user may hold (0: unlimited);
 	// the user is the part of the username after "<expiry>:".
 	UserQuota int
 	// TotalQuota is the most allocations the server holds (0: unlimited).
 	TotalQuota int
-	// UDPSockets is how many SO_REUSEPORT sockets share the UDP port;
-	// 0 means one per CPU.
-	UDPSockets int
+	// AdaptiveProcs, when set, runs DefaultProcs while the server runs. It
+	// changes GOMAXPROCS of the whole process, so only a process whose main
+	// job is relaying (meeting turn) sets it, and only for one Server;
+	// embedders leave it unset.
+	AdaptiveProcs bool
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
-	// Registerer receives the metrics; nil registers nowhere.
+	// Registerer receives the metrics; nil registers nowhere. Servers given
+	// the same Registerer share its series, which count for all of them.
 	Registerer prometheus.Registerer
 	// Now is the clock credentials are checked against; nil is time.Now.
 	Now func() time.Time
 }
 
-// DefaultConfig returns a Config with every default set; Secret and RelayIP
-// remain to be given.
+// DefaultConfig returns a Config with every default set; Secret, RelayIP and
+// the sockets remain to be given.
 func DefaultConfig() Config {
 	return Config{
-		Listen:       DefaultListen,
-		TLSListen:    ":5349",
 		Realm:        DefaultRealm,
 		RelayPortMin: DefaultRelayPortMin,
 		RelayPortMax: DefaultRelayPortMax,
@@ -82,12 +93,17 @@ func DefaultConfig() Config {
 // Validate reports the first thing wrong with c.
 func (c *Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		errs = append(errs, fmt.Errorf("listen address %q: %w", c.Listen, err))
+	if len(c.PacketConns) == 0 && len(c.Listeners) == 0 {
+		errs = append(errs, errors.New("no sockets: give PacketConns, Listeners or both"))
 	}
-	if c.TLS != nil {
-		if _, _, err := net.SplitHostPort(c.TLSListen); err != nil {
-			errs = append(errs, fmt.Errorf("TLS listen address %q: %w", c.TLSListen, err))
+	for i, pc := range c.PacketConns {
+		if pc == nil {
+			errs = append(errs, fmt.Errorf("packet conn %d is nil", i))
+		}
+	}
+	for i, l := range c.Listeners {
+		if l == nil {
+			errs = append(errs, fmt.Errorf("listener %d is nil", i))
 		}
 	}
 	if c.Realm == "" {
@@ -105,26 +121,32 @@ func (c *Config) Validate() error {
 	if c.RelayPortMin < 1 || c.RelayPortMax > 65535 || c.RelayPortMin > c.RelayPortMax {
 		errs = append(errs, fmt.Errorf("relay ports %d-%d: want 1 <= min <= max <= 65535", c.RelayPortMin, c.RelayPortMax))
 	}
-	if c.UserQuota < 0 || c.TotalQuota < 0 || c.UDPSockets < 0 {
-		errs = append(errs, errors.New("quotas and socket count must not be negative"))
+	for _, a := range c.AllowPeerAddrs {
+		if !a.IsValid() || a.Port() == 0 {
+			errs = append(errs, fmt.Errorf("allowed peer address %q: want IP:port with a port", a))
+		}
+	}
+	if c.UserQuota < 0 || c.TotalQuota < 0 {
+		errs = append(errs, errors.New("quotas must not be negative"))
 	}
 	return errors.Join(errs...)
 }
 
 // Server is a running TURN server.
 type Server struct {
-	turn    *pionturn.Server
-	udp     []net.PacketConn
-	tcp     net.Listener
-	tls     net.Listener
-	quotas  *quotas
-	chans   []*channels // one per UDP socket
-	log     *slog.Logger
-	closing sync.Once
-	err     error
+	turn      *pionturn.Server
+	udp       []net.PacketConn // as given
+	listeners []net.Listener   // as given
+	quotas    *quotas
+	chans     []*channels // one per UDP socket
+	log       *slog.Logger
+	stopProcs context.CancelFunc // nil without AdaptiveProcs
+	procsDone chan struct{}
+	closing   sync.Once
+	err       error
 }
 
-// New validates cfg, opens the listeners and starts serving.
+// New validates cfg and serves TURN on its sockets until Close.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("turn config: %w", err)
@@ -138,16 +160,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.UDPSockets == 0 {
-		cfg.UDPSockets = runtime.NumCPU()
-	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{quotas: newQuotas(cfg.UserQuota, cfg.TotalQuota, cfg.Now), log: cfg.Logger}
+	s := &Server{
+		udp:       slices.Clone(cfg.PacketConns),
+		listeners: slices.Clone(cfg.Listeners),
+		quotas:    newQuotas(cfg.UserQuota, cfg.TotalQuota, cfg.Now),
+		log:       cfg.Logger,
+	}
 	auth := &authenticator{secret: cfg.Secret, realm: cfg.Realm, now: cfg.Now, metrics: m}
-	policy := NewPeerPolicy(cfg.AllowPeers)
+	policy := NewPeerPolicy(cfg.AllowPeers, cfg.AllowPeerAddrs...)
 	g := &guard{auth: auth, quotas: s.quotas, policy: policy, metrics: m, log: cfg.Logger}
 	bind := "0.0.0.0"
 	if cfg.RelayBindIP.IsValid() {
@@ -161,7 +185,7 @@ func New(cfg Config) (*Server, error) {
 			MaxPort:      uint16(cfg.RelayPortMax),
 			MaxRetries:   50,
 		},
-		quotas: s.quotas, metrics: m, now: cfg.Now,
+		policy: policy, quotas: s.quotas, metrics: m, now: cfg.Now,
 	}
 	permit := func(client net.Addr, peer net.IP) bool {
 		if policy.allowedIP(peer) {
@@ -171,10 +195,6 @@ func New(cfg Config) (*Server, error) {
 		return false
 	}
 
-	if err := s.listen(cfg); err != nil {
-		s.closeSockets()
-		return nil, err
-	}
 	sc := pionturn.ServerConfig{
 		Realm:         cfg.Realm,
 		AuthHandler:   auth.handle,
@@ -190,99 +210,78 @@ func New(cfg Config) (*Server, error) {
 			PermissionHandler:     permit,
 		})
 	}
-	for _, l := range []net.Listener{s.tcp, s.tls} {
-		if l != nil {
-			sc.ListenerConfigs = append(sc.ListenerConfigs, pionturn.ListenerConfig{
-				Listener:              &listener{Listener: l, guard: g},
-				RelayAddressGenerator: gen,
-				PermissionHandler:     permit,
-			})
-		}
+	for _, l := range s.listeners {
+		sc.ListenerConfigs = append(sc.ListenerConfigs, pionturn.ListenerConfig{
+			Listener:              &listener{Listener: l, guard: g},
+			RelayAddressGenerator: gen,
+			PermissionHandler:     permit,
+		})
 	}
 	s.turn, err = pionturn.NewServer(sc)
 	if err != nil {
-		s.closeSockets()
 		return nil, fmt.Errorf("start turn server: %w", err)
 	}
-	s.log.Info("turn serving", "udp", s.UDPAddr().String(), "udp_sockets", len(s.udp), "tcp", s.TCPAddr().String(),
-		"tls", addrString(s.tls), "relay_ip", cfg.RelayIP.String(), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayPortMin, cfg.RelayPortMax),
-		"allow_peers", fmt.Sprint(cfg.AllowPeers), "user_quota", cfg.UserQuota, "total_quota", cfg.TotalQuota)
+	if cfg.AdaptiveProcs {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopProcs, s.procsDone = cancel, make(chan struct{})
+		go func() {
+			defer close(s.procsDone)
+			DefaultProcs(cfg.Logger).Run(ctx)
+		}()
+	}
+	s.log.Info("turn serving", "udp", addrString(s.UDPAddr()), "udp_sockets", len(s.udp), "tcp", listenerAddrs(s.listeners),
+		"relay_ip", cfg.RelayIP.String(), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayPortMin, cfg.RelayPortMax),
+		"allow_peers", fmt.Sprint(cfg.AllowPeers), "allow_peer_addrs", fmt.Sprint(cfg.AllowPeerAddrs), "user_quota", cfg.UserQuota, "total_quota", cfg.TotalQuota,
+		"adaptive_procs", cfg.AdaptiveProcs)
 	return s, nil
 }
 
-// listen opens the UDP sockets, then TCP on the same port, then TLS.
-func (s *Server) listen(cfg Config) error {
-	host, port, _ := net.SplitHostPort(cfg.Listen)
-	// With port 0, the first UDP socket picks the port; TCP may find it taken
-	// and then everything is retried on another.
-	for attempt := 0; ; attempt++ {
-		udp, err := listenUDP(host, port, cfg.UDPSockets)
-		if err != nil {
-			return err
-		}
-		s.udp = udp
-		p := strconv.Itoa(udp[0].LocalAddr().(*net.UDPAddr).Port)
-		s.tcp, err = net.Listen("tcp", net.JoinHostPort(host, p))
-		if err == nil {
-			break
-		}
-		s.closeSockets()
-		if port != "0" || attempt == 10 {
-			return fmt.Errorf("open tcp listener: %w", err)
-		}
-	}
-	if cfg.TLS != nil {
-		l, err := tls.Listen("tcp", cfg.TLSListen, cfg.TLS)
-		if err != nil {
-			return fmt.Errorf("open tls listener: %w", err)
-		}
-		s.tls = l
-	}
-	return nil
-}
-
-func (s *Server) closeSockets() {
-	for _, u := range s.udp {
-		_ = u.Close()
-	}
-	s.udp = nil
-	for _, l := range []net.Listener{s.tcp, s.tls} {
-		if l != nil {
-			_ = l.Close()
-		}
-	}
-	s.tcp, s.tls = nil, nil
-}
-
-// UDPAddr is the address of the UDP listeners.
-func (s *Server) UDPAddr() net.Addr { return s.udp[0].LocalAddr() }
-
-// TCPAddr is the address of the TCP listener.
-func (s *Server) TCPAddr() net.Addr { return s.tcp.Addr() }
-
-// TLSAddr is the address of the TLS listener, or nil without TLS.
-func (s *Server) TLSAddr() net.Addr {
-	if s.tls == nil {
+// UDPAddr is the address of the first of Config.PacketConns, or nil
+// without them (all the sockets ListenUDP opens share it).
+func (s *Server) UDPAddr() net.Addr {
+	if len(s.udp) == 0 {
 		return nil
 	}
-	return s.tls.Addr()
+	return s.udp[0].LocalAddr()
 }
 
-func addrString(l net.Listener) string {
-	if l == nil {
+// TCPAddr is the address of the first of Config.Listeners (TCP, or TLS when
+// the caller gave a TLS listener first), or nil without them.
+func (s *Server) TCPAddr() net.Addr {
+	if len(s.listeners) == 0 {
+		return nil
+	}
+	return s.listeners[0].Addr()
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
 		return ""
 	}
-	return l.Addr().String()
+	return a.String()
+}
+
+func listenerAddrs(ls []net.Listener) string {
+	addrs := make([]string, len(ls))
+	for i, l := range ls {
+		addrs[i] = l.Addr().String()
+	}
+	return strings.Join(addrs, ",")
 }
 
 // Allocations is the number of allocations pion holds now.
 func (s *Server) Allocations() int { return s.turn.AllocationCount() }
 
-// Close stops the listeners and closes every allocation.
+// Close closes the sockets of Config.PacketConns and Config.Listeners and
+// every allocation, and stops adapting GOMAXPROCS.
 func (s *Server) Close() error {
 	s.closing.Do(func() {
 		if err := s.turn.Close(); err != nil {
 			s.err = fmt.Errorf("close turn server: %w", err)
+		}
+		if s.stopProcs != nil {
+			s.stopProcs()
+			<-s.procsDone
 		}
 	})
 	return s.err

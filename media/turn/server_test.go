@@ -25,20 +25,23 @@ import (
 var testSecret = []byte("test-secret-0123456789abcdef")
 
 // startServer runs a server on loopback with random ports that may relay to
-// loopback peers, as the tests' peers live there.
+// loopback peers, as the tests' peers live there. Unless mutate gives
+// sockets, it serves two UDP sockets (SO_REUSEPORT) and a TCP listener.
 func startServer(t *testing.T, mutate func(*Config)) (*Server, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
 	cfg.Secret = testSecret
 	cfg.RelayIP = netip.MustParseAddr("127.0.0.1")
 	cfg.RelayBindIP = netip.MustParseAddr("127.0.0.1")
 	cfg.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-	cfg.UDPSockets = 2
 	cfg.Registerer = reg
 	if mutate != nil {
 		mutate(&cfg)
+	}
+	if cfg.PacketConns == nil && cfg.Listeners == nil {
+		cfg.PacketConns = loopbackUDP(t, 2)
+		cfg.Listeners = []net.Listener{loopbackTCP(t)}
 	}
 	s, err := New(cfg)
 	if err != nil {
@@ -52,30 +55,57 @@ func startServer(t *testing.T, mutate func(*Config)) (*Server, *prometheus.Regis
 	return s, reg
 }
 
-// dialClient returns a pion TURN client of s over network udp, tcp or tls.
-func dialClient(t *testing.T, s *Server, network, username, password string, tlsConf *tls.Config) *pionturn.Client {
+// loopbackUDP opens n SO_REUSEPORT UDP sockets on one random loopback port.
+// The server that takes them closes them; so does the test's end.
+func loopbackUDP(t *testing.T, n int) []net.PacketConn {
+	t.Helper()
+	pcs, err := ListenUDP("127.0.0.1:0", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, pc := range pcs {
+			_ = pc.Close()
+		}
+	})
+	return pcs
+}
+
+// loopbackTCP opens a TCP listener on a random loopback port.
+func loopbackTCP(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// dialClient returns a pion TURN client of the server at addr over network
+// udp, tcp or tls.
+func dialClient(t *testing.T, server net.Addr, network, username, password string, tlsConf *tls.Config) *pionturn.Client {
 	t.Helper()
 	var conn net.PacketConn
-	var server net.Addr
 	switch network {
 	case "udp":
 		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, server = c, s.UDPAddr()
+		conn = c
 	case "tcp":
-		c, err := net.Dial("tcp", s.TCPAddr().String())
+		c, err := net.Dial("tcp", server.String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, server = pionturn.NewSTUNConn(c), s.TCPAddr()
+		conn = pionturn.NewSTUNConn(c)
 	case "tls":
-		c, err := tls.Dial("tcp", s.TLSAddr().String(), tlsConf)
+		c, err := tls.Dial("tcp", server.String(), tlsConf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, server = pionturn.NewSTUNConn(c), s.TLSAddr()
+		conn = pionturn.NewSTUNConn(c)
 	}
 	logs := logging.NewDefaultLoggerFactory()
 	logs.DefaultLogLevel = logging.LogLevelDisabled
@@ -162,7 +192,9 @@ func relayRoundTrips(t *testing.T, relay net.PacketConn, peer net.Addr, n int) {
 }
 
 func TestRelayWithEphemeralCredentials(t *testing.T) {
-	s, reg := startServer(t, func(c *Config) { c.UDPSockets = 3 })
+	s, reg := startServer(t, func(c *Config) {
+		c.PacketConns = loopbackUDP(t, 3)
+	})
 	if len(s.udp) != 3 {
 		t.Fatalf("%d UDP sockets, want 3", len(s.udp))
 	}
@@ -171,7 +203,7 @@ func TestRelayWithEphemeralCredentials(t *testing.T) {
 	relays := make([]net.PacketConn, clients)
 	for i := range relays {
 		user, pass := creds(fmt.Sprintf("user%d", i), time.Hour)
-		relay, err := allocate(t, dialClient(t, s, "udp", user, pass, nil))
+		relay, err := allocate(t, dialClient(t, s.UDPAddr(), "udp", user, pass, nil))
 		if err != nil {
 			t.Fatalf("client %d Allocate: %v", i, err)
 		}
@@ -211,15 +243,21 @@ func TestRelayWithEphemeralCredentials(t *testing.T) {
 
 func TestRelayOverTCPAndTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
-	s, _ := startServer(t, func(c *Config) {
-		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		c.TLSListen = "127.0.0.1:0"
-	})
+	tlsListener := tls.NewListener(loopbackTCP(t), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	tcp := loopbackTCP(t)
+	// Listeners only: a server without UDP.
+	s, _ := startServer(t, func(c *Config) { c.Listeners = []net.Listener{tcp, tlsListener} })
+	if s.UDPAddr() != nil {
+		t.Errorf("UDPAddr() = %v without UDP sockets, want nil", s.UDPAddr())
+	}
+	if s.TCPAddr().String() != tcp.Addr().String() {
+		t.Errorf("TCPAddr() = %v, want the first listener's %v", s.TCPAddr(), tcp.Addr())
+	}
 	peer := echoPeer(t)
-	for _, network := range []string{"tcp", "tls"} {
+	for network, addr := range map[string]net.Addr{"tcp": tcp.Addr(), "tls": tlsListener.Addr()} {
 		t.Run(network, func(t *testing.T) {
 			user, pass := creds("carol-"+network, time.Hour)
-			relay, err := allocate(t, dialClient(t, s, network, user, pass, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}))
+			relay, err := allocate(t, dialClient(t, addr, network, user, pass, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}))
 			if err != nil {
 				t.Fatalf("Allocate over %s: %v", network, err)
 			}
@@ -243,7 +281,7 @@ func TestRefusedCredentials(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := metricValue(t, reg, "meeting_turn_auth_failures_total", "reason", tc.reason)
-			relay, err := allocate(t, dialClient(t, s, "udp", tc.user, tc.pass, nil))
+			relay, err := allocate(t, dialClient(t, s.UDPAddr(), "udp", tc.user, tc.pass, nil))
 			if err == nil {
 				_ = relay.Close()
 				t.Fatal("Allocate succeeded")
@@ -266,7 +304,7 @@ func TestPrivatePeerRefusedByDefault(t *testing.T) {
 	// exercised; CreatePermission sends nothing to the peer.
 	s, reg := startServer(t, func(c *Config) { c.AllowPeers = nil })
 	user, pass := creds("erin", time.Hour)
-	c := dialClient(t, s, "udp", user, pass, nil)
+	c := dialClient(t, s.UDPAddr(), "udp", user, pass, nil)
 	relay, err := allocate(t, c)
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +325,7 @@ func TestAllocationQuotas(t *testing.T) {
 	s, reg := startServer(t, func(c *Config) { c.UserQuota = 1; c.TotalQuota = 2 })
 	alloc := func(user string) (net.PacketConn, error) {
 		u, p := creds(user, time.Hour)
-		return allocate(t, dialClient(t, s, "udp", u, p, nil))
+		return allocate(t, dialClient(t, s.UDPAddr(), "udp", u, p, nil))
 	}
 	first, err := alloc("frank")
 	if err != nil {
@@ -322,6 +360,7 @@ func TestAllocationQuotas(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	good := DefaultConfig()
+	good.PacketConns = []net.PacketConn{&net.UDPConn{}} // never used: Validate only looks
 	good.Secret = []byte("x")
 	good.RelayIP = netip.MustParseAddr("203.0.113.7")
 	if err := good.Validate(); err != nil {
@@ -332,12 +371,13 @@ func TestConfigValidate(t *testing.T) {
 		"no relay IP":     func(c *Config) { c.RelayIP = netip.Addr{} },
 		"IPv6 relay IP":   func(c *Config) { c.RelayIP = netip.MustParseAddr("2001:db8::1") },
 		"0.0.0.0 relay":   func(c *Config) { c.RelayIP = netip.MustParseAddr("0.0.0.0") },
-		"bad listen":      func(c *Config) { c.Listen = "3478" },
+		"no sockets":      func(c *Config) { c.PacketConns, c.Listeners = nil, nil },
+		"nil packet conn": func(c *Config) { c.PacketConns = []net.PacketConn{nil} },
+		"nil listener":    func(c *Config) { c.Listeners = []net.Listener{nil} },
 		"empty realm":     func(c *Config) { c.Realm = "" },
 		"ports reversed":  func(c *Config) { c.RelayPortMin, c.RelayPortMax = 60000, 50000 },
 		"port zero":       func(c *Config) { c.RelayPortMin = 0 },
 		"negative quota":  func(c *Config) { c.UserQuota = -1 },
-		"bad TLS address": func(c *Config) { c.TLS = &tls.Config{}; c.TLSListen = "x" },
 	} {
 		c := good
 		mutate(&c)
@@ -434,4 +474,42 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// TestServersShareRegisterer runs two servers with one Registerer, as a
+// process running several rooms does: both start, and the series count
+// for both together.
+func TestServersShareRegisterer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	shared := func(c *Config) { c.Registerer = reg }
+	a, _ := startServer(t, shared)
+	b, _ := startServer(t, shared)
+	peer := echoPeer(t)
+	for i, s := range []*Server{a, b} {
+		user, pass := creds(fmt.Sprintf("kim%d", i), time.Hour)
+		relay, err := allocate(t, dialClient(t, s.UDPAddr(), "udp", user, pass, nil))
+		if err != nil {
+			t.Fatalf("server %d: %v", i, err)
+		}
+		relayRoundTrips(t, relay, peer, 10)
+	}
+	if got := metricValue(t, reg, "meeting_turn_allocations", "", ""); got != 2 {
+		t.Errorf("allocations gauge = %v, want 2 (one per server)", got)
+	}
+	eventually(t, func() bool {
+		return metricValue(t, reg, "meeting_turn_relayed_packets_total", "direction", "to_peer") == 20
+	}, "datagrams of both servers counted")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { return metricValue(t, reg, "meeting_turn_allocations", "", "") == 1 }, "the closed server's allocation removed from the gauge")
+	// A server started after another closed registers as well.
+	c, _ := startServer(t, shared)
+	user, pass := creds("kim2", time.Hour)
+	if _, err := allocate(t, dialClient(t, c.UDPAddr(), "udp", user, pass, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricValue(t, reg, "meeting_turn_allocations", "", ""); got != 2 {
+		t.Errorf("allocations gauge = %v, want 2", got)
+	}
 }

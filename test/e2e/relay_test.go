@@ -38,7 +38,17 @@ func relayOnlySession(t *testing.T, transport string) {
 	secret := []byte("relay test turn secret")
 	reg := prometheus.NewRegistry()
 	tcfg := turn.DefaultConfig()
-	tcfg.Listen = "127.0.0.1:0"
+	turnUDP, err := turn.ListenUDP("127.0.0.1:0", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// TCP on the UDP port, as the ICE server URL below names one address.
+	turnTCP, err := net.Listen("tcp", turnUDP[0].LocalAddr().String())
+	if err != nil {
+		_ = turnUDP[0].Close()
+		t.Fatal(err)
+	}
+	tcfg.PacketConns, tcfg.Listeners = turnUDP, []net.Listener{turnTCP}
 	tcfg.Secret = secret
 	tcfg.RelayIP = netip.MustParseAddr("127.0.0.1")
 	tcfg.RelayBindIP = tcfg.RelayIP

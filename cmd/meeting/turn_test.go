@@ -1,0 +1,111 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// parseTURN reads the turn role's flags from args (and the environment)
+// and completes its configuration.
+func parseTURN(t *testing.T, args ...string) (*turnFlags, error) {
+	t.Helper()
+	var f turnFlags
+	fs := newFlagSet("meeting turn", "", io.Discard, "")
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return &f, err
+	}
+	cfg, err := f.config()
+	f.cfg = cfg
+	return &f, err
+}
+
+func TestTURNAllowPeerAddrFlag(t *testing.T) {
+	t.Setenv("MEETING_TURN_SECRET", "s")
+	t.Setenv("MEETING_ALLOW_PEER_ADDR", "")
+	f, err := parseTURN(t, "--relay-ip", "127.0.0.1",
+		"--allow-peer-addr", "127.0.0.1:7882", "--allow-peer-addr", "10.0.0.5:443,[fd00::1]:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.AddrPort{
+		netip.MustParseAddrPort("127.0.0.1:7882"),
+		netip.MustParseAddrPort("10.0.0.5:443"),
+		netip.MustParseAddrPort("[fd00::1]:9"),
+	}
+	if !slices.Equal(f.cfg.AllowPeerAddrs, want) {
+		t.Errorf("AllowPeerAddrs = %v, want %v", f.cfg.AllowPeerAddrs, want)
+	}
+
+	t.Setenv("MEETING_ALLOW_PEER_ADDR", "127.0.0.1:7882, 127.0.0.1:7883")
+	f, err = parseTURN(t, "--relay-ip", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.cfg.AllowPeerAddrs) != 2 {
+		t.Errorf("AllowPeerAddrs from the environment = %v, want two", f.cfg.AllowPeerAddrs)
+	}
+	t.Setenv("MEETING_ALLOW_PEER_ADDR", "")
+
+	for _, bad := range []string{"127.0.0.1", "127.0.0.1:0", "localhost:7882", "10.0.0.0/8"} {
+		if _, err := parseTURN(t, "--relay-ip", "127.0.0.1", "--allow-peer-addr", bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("--allow-peer-addr %s: %v, want an error naming it", bad, err)
+		}
+	}
+}
+
+func TestTURNAdaptiveProcsFlag(t *testing.T) {
+	t.Setenv("MEETING_TURN_SECRET", "s")
+	for _, tc := range []struct {
+		gomaxprocs string
+		args       []string
+		want       bool
+	}{
+		{"", nil, true},
+		{"", []string{"--adaptive-procs=false"}, false},
+		{"2", nil, false}, // GOMAXPROCS set by hand wins
+	} {
+		t.Setenv("GOMAXPROCS", tc.gomaxprocs)
+		f, err := parseTURN(t, append([]string{"--relay-ip", "127.0.0.1"}, tc.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.cfg.AdaptiveProcs != tc.want {
+			t.Errorf("GOMAXPROCS=%q %v: AdaptiveProcs = %v, want %v", tc.gomaxprocs, tc.args, f.cfg.AdaptiveProcs, tc.want)
+		}
+	}
+}
+
+// TestTURNOpenSockets checks the sockets the role hands the server: the
+// UDP group and TCP on one port, and TLS on its own address.
+func TestTURNOpenSockets(t *testing.T) {
+	f := &turnFlags{listen: "127.0.0.1:0", tlsListen: "127.0.0.1:0", udpSockets: 2}
+	f.tls = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, errors.New("unused") }}
+	pcs, ls, err := f.openSockets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll(pcs, ls)
+	if len(pcs) != 2 || len(ls) != 2 {
+		t.Fatalf("%d UDP sockets and %d listeners, want 2 and 2 (TCP, TLS)", len(pcs), len(ls))
+	}
+	udpPort := pcs[0].LocalAddr().(*net.UDPAddr).Port
+	if pcs[1].LocalAddr().(*net.UDPAddr).Port != udpPort || ls[0].Addr().(*net.TCPAddr).Port != udpPort {
+		t.Errorf("UDP %v, %v and TCP %v: want one port", pcs[0].LocalAddr(), pcs[1].LocalAddr(), ls[0].Addr())
+	}
+	if ls[1].Addr().(*net.TCPAddr).Port == udpPort {
+		t.Errorf("TLS on the TURN port %d", udpPort)
+	}
+
+	// A TCP port already taken is an error (port 0 would try another).
+	f = &turnFlags{listen: ls[0].Addr().String(), udpSockets: 1}
+	if _, _, err := f.openSockets(); err == nil {
+		t.Fatal("openSockets on a taken TCP port succeeded")
+	}
+}
