@@ -18,7 +18,10 @@ Publishers join and publish synthetic Opus (50 packets/s) and/or VP8 (30
 frames/s) tracks; subscribers join and publish nothing. Once every
 participant receives every track, the tool measures for --duration and
 prints received packets/s, loss (sequence gaps) and publish-to-receive
-latency p50/p99. Tokens are minted with --token-key for users pub-N and sub-N.
+latency p50/p99. Participants join the SFU at --url with tokens minted with
+--token-key for users pub-N and sub-N, or, with --api, each joins --meeting
+through the REST API as --user (POST /auth/meeting/join), exactly as the web
+client does: the API gives the signalling URL, the token and TURN servers.
 With --json it prints JSON lines: {"event":"window_open"},
 {"event":"window_closed"} and {"event":"result",...}.
 `
@@ -27,6 +30,10 @@ With --json it prints JSON lines: {"event":"window_open"},
 type loadtestFlags struct {
 	cfg      client.LoadConfig
 	tokenKey string
+	api      string
+	user     string
+	password string
+	meeting  string
 	json     bool
 	log      logFlags
 }
@@ -35,6 +42,10 @@ func (f *loadtestFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.cfg.URL, "url", "ws://127.0.0.1:7880/ws", "SFU signalling WebSocket URL")
 	fs.StringVar(&f.tokenKey, "token-key", "", "the room's join token key (required)")
 	fs.StringVar(&f.cfg.Room, "room", "loadtest", "room identity")
+	fs.StringVar(&f.api, "api", "", "REST API base URL, such as http://127.0.0.1:8080: join --meeting through the API instead of minting tokens")
+	fs.StringVar(&f.user, "user", "", "with --api: the user that logs in and joins")
+	fs.StringVar(&f.password, "password", "", "with --api: the user's password (prefer MEETING_PASSWORD: flags show in ps)")
+	fs.StringVar(&f.meeting, "meeting", "", "with --api: the meeting identity to join")
 	fs.IntVar(&f.cfg.Publishers, "publishers", 2, "participants that publish")
 	fs.IntVar(&f.cfg.Subscribers, "subscribers", 10, "participants that only receive")
 	fs.BoolVar(&f.cfg.Audio, "audio", false, "publish an Opus track each")
@@ -56,11 +67,22 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if f.tokenKey == "" {
-		return errors.New("loadtest: --token-key (or MEETING_TOKEN_KEY) is required")
-	}
 	cfg := f.cfg
-	cfg.TokenKey = []byte(f.tokenKey)
+	switch {
+	case f.api != "":
+		if f.user == "" || f.password == "" || f.meeting == "" {
+			return errors.New("loadtest: --api needs --user, --password (or MEETING_PASSWORD) and --meeting")
+		}
+		api, err := client.Login(ctx, f.api, f.user, f.password)
+		if err != nil {
+			return fmt.Errorf("loadtest: %w", err)
+		}
+		cfg.Connect = api.Connector(f.meeting)
+	case f.tokenKey == "":
+		return errors.New("loadtest: --token-key (or MEETING_TOKEN_KEY) is required, or --api with --user, --password and --meeting")
+	default:
+		cfg.TokenKey = []byte(f.tokenKey)
+	}
 	if !cfg.Audio && !cfg.Video {
 		cfg.Video = true
 	}

@@ -16,9 +16,14 @@ import (
 // LoadConfig is a load test: Publishers participants each publish the
 // chosen media to Subscribers participants who publish nothing.
 type LoadConfig struct {
-	URL         string
-	TokenKey    []byte
-	Room        string
+	// URL, TokenKey and Room: participants join the SFU at URL with tokens
+	// minted with the room's key, unless Connect is set.
+	URL      string
+	TokenKey []byte
+	Room     string
+	// Connect, when set, gives each participant (named user) its join
+	// options instead: the real join flow through the API (see API.Connector).
+	Connect     func(ctx context.Context, user string) (Options, error)
 	Publishers  int
 	Subscribers int
 	Audio       bool
@@ -60,14 +65,16 @@ type LoadResult struct {
 
 func (c *LoadConfig) validate() error {
 	var errs []error
-	if c.URL == "" {
-		errs = append(errs, errors.New("url is required"))
-	}
-	if len(c.TokenKey) == 0 {
-		errs = append(errs, errors.New("token key is required"))
-	}
-	if c.Room == "" {
-		errs = append(errs, errors.New("room is required"))
+	if c.Connect == nil {
+		if c.URL == "" {
+			errs = append(errs, errors.New("url is required"))
+		}
+		if len(c.TokenKey) == 0 {
+			errs = append(errs, errors.New("token key is required"))
+		}
+		if c.Room == "" {
+			errs = append(errs, errors.New("room is required"))
+		}
 	}
 	if c.Publishers < 1 {
 		errs = append(errs, errors.New("at least one publisher"))
@@ -100,6 +107,12 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Connect == nil {
+		cfg.Connect = func(_ context.Context, user string) (Options, error) {
+			tok, err := token.Mint(cfg.TokenKey, token.Claims{Room: cfg.Room, User: user, Name: user}, time.Hour)
+			return Options{URL: cfg.URL, Token: tok}, err
+		}
 	}
 	log := cfg.Logger
 	setup, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
@@ -148,12 +161,13 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 			if publisher {
 				user = fmt.Sprintf("pub-%d", i-cfg.Subscribers)
 			}
-			tok, err := token.Mint(cfg.TokenKey, token.Claims{Room: cfg.Room, User: user, Name: user}, time.Hour)
+			opts, err := cfg.Connect(setup, user)
 			if err != nil {
-				errs[i] = err
+				errs[i] = fmt.Errorf("%s: %w", user, err)
 				return
 			}
-			c, err := Join(setup, Options{URL: cfg.URL, Token: tok, Logger: log})
+			opts.Logger = log
+			c, err := Join(setup, opts)
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: %w", user, err)
 				return
