@@ -306,6 +306,7 @@ type Received struct {
 	bytes     uint64
 	keyframes uint64
 	started   bool
+	firstAt   time.Time
 	firstSeq  uint64 // extended sequence numbers
 	maxSeq    uint64
 	lastSeq   uint16
@@ -326,6 +327,8 @@ type TrackStats struct {
 	Ended bool
 	// LastSeq is the sequence number of the last packet received.
 	LastSeq uint16
+	// FirstAt is when the first packet arrived (zero before; Reset keeps it).
+	FirstAt time.Time
 	// Latencies are publish-to-receive times of timed packets, in order.
 	Latencies []time.Duration
 }
@@ -342,6 +345,9 @@ func (r *Received) add(pkt *rtp.Packet, at time.Time) {
 	seq := uint64(pkt.SequenceNumber)
 	if !r.started {
 		r.started = true
+		if r.firstAt.IsZero() {
+			r.firstAt = at
+		}
 		r.firstSeq, r.maxSeq = seq+1<<16, seq+1<<16
 	} else {
 		// Unwrap around the highest sequence number seen.
@@ -370,7 +376,7 @@ func (r *Received) Stats() TrackStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := TrackStats{Info: r.Info, Packets: r.packets, Bytes: r.bytes, Keyframes: r.keyframes,
-		Removed: r.removed.Load(), Ended: r.ended.Load(), LastSeq: r.lastSeq, Latencies: slices.Clone(r.latencies)}
+		Removed: r.removed.Load(), Ended: r.ended.Load(), LastSeq: r.lastSeq, FirstAt: r.firstAt, Latencies: slices.Clone(r.latencies)}
 	if r.started {
 		if span := r.maxSeq - r.firstSeq + 1; span > r.packets {
 			s.Lost = span - r.packets
