@@ -14,7 +14,7 @@ import (
 
 // standalone starts `meeting` with every port random and returns it with
 // its API's base URL. dataDir keeps the SQLite database across restarts.
-func standalone(t *testing.T, dataDir string, extra ...string) (*process, string) {
+func standalone(t testing.TB, dataDir string, extra ...string) (*process, string) {
 	t.Helper()
 	env := append([]string{"MEETING_HTTP_ADDR=127.0.0.1:0", "MEETING_UDP_PORT=0", "MEETING_TURN_PORT=0",
 		"MEETING_ADMIN_PASSWORD=first-admin-pw", "MEETING_LOG_FORMAT=json", "MEETING_DATA_DIR=" + dataDir}, extra...)
@@ -23,7 +23,7 @@ func standalone(t *testing.T, dataDir string, extra ...string) (*process, string
 }
 
 // account registers username and returns the API logged in as it.
-func account(t *testing.T, base, username string) *client.API {
+func account(t testing.TB, base, username string) *client.API {
 	t.Helper()
 	(&api{t: t, base: base}).call("POST", "/user/register", map[string]string{"username": username, "password": username + "-password"}, 200, nil)
 	a, err := client.Login(context.Background(), base, username, username+"-password")
@@ -34,10 +34,10 @@ func account(t *testing.T, base, username string) *client.API {
 }
 
 // raw returns the e2e REST helper for a logged-in client.API.
-func raw(t *testing.T, a *client.API) *api { return &api{t: t, base: a.URL, token: a.Token} }
+func raw(t testing.TB, a *client.API) *api { return &api{t: t, base: a.URL, token: a.Token} }
 
 // createMeeting schedules a meeting from begin to end with participants.
-func createMeeting(t *testing.T, a *client.API, name string, begin, end time.Time, participants ...string) meeting {
+func createMeeting(t testing.TB, a *client.API, name string, begin, end time.Time, participants ...string) meeting {
 	t.Helper()
 	var m meeting
 	body := map[string]any{"name": name, "begin_at": begin.UnixMilli(), "end_at": end.UnixMilli()}
@@ -49,7 +49,7 @@ func createMeeting(t *testing.T, a *client.API, name string, begin, end time.Tim
 }
 
 // joinAndPublish joins identity through the API and publishes audio and video.
-func joinAndPublish(t *testing.T, a *client.API, identity string, opts client.Options) *client.Client {
+func joinAndPublish(t testing.TB, a *client.API, identity string, opts client.Options) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -74,7 +74,7 @@ func joinAndPublish(t *testing.T, a *client.API, identity string, opts client.Op
 
 // receivesFrom waits until c receives audio and video packets (and a VP8
 // keyframe) published by the participant with id from.
-func receivesFrom(t *testing.T, c *client.Client, from string) {
+func receivesFrom(t testing.TB, c *client.Client, from string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -99,7 +99,7 @@ func receivesFrom(t *testing.T, c *client.Client, from string) {
 }
 
 // chats waits until c has received text from participant from.
-func chats(t *testing.T, c *client.Client, from, text string) {
+func chats(t testing.TB, c *client.Client, from, text string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -116,7 +116,7 @@ func chats(t *testing.T, c *client.Client, from, text string) {
 	}
 }
 
-func sendChat(t *testing.T, c *client.Client, text string) {
+func sendChat(t testing.TB, c *client.Client, text string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -131,7 +131,7 @@ func sendChat(t *testing.T, c *client.Client, text string) {
 }
 
 // closedWith waits until c's room closes, telling it reason.
-func closedWith(t *testing.T, c *client.Client, reason string) {
+func closedWith(t testing.TB, c *client.Client, reason string) {
 	t.Helper()
 	select {
 	case <-c.Done():

@@ -22,7 +22,7 @@ var (
 )
 
 // meetingBinary builds cmd/meeting once per test run (CGO off, as released).
-func meetingBinary(t *testing.T) string {
+func meetingBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "meeting-e2e-")
@@ -78,7 +78,7 @@ type process struct {
 
 // start runs the binary with args and extra environment (on top of a clean
 // one: PATH and HOME only, so the developer's MEETING_* variables don't leak in).
-func start(t *testing.T, env []string, args ...string) *process {
+func start(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(meetingBinary(t), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
@@ -99,7 +99,7 @@ func start(t *testing.T, env []string, args ...string) *process {
 }
 
 // logLine waits for a JSON log line with this msg and returns its fields.
-func (p *process) logLine(t *testing.T, msg string) map[string]any {
+func (p *process) logLine(t testing.TB, msg string) map[string]any {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
@@ -120,7 +120,7 @@ func (p *process) logLine(t *testing.T, msg string) map[string]any {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (p *process) stop(t *testing.T) {
+func (p *process) stop(t testing.TB) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

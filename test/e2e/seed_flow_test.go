@@ -18,7 +18,7 @@ import (
 
 // api is a REST client that sends the token raw, as the seed's clients did.
 type api struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 }
