@@ -34,3 +34,10 @@ CGO_ENABLED=0 go build -o "$turn_bin" ./cmd/meeting
 MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNRelay' -benchtime 1x -timeout 20m ./test/e2e/ \
   | grep -E '^(TURN|server|meeting turn|coturn|CPU ratio|Benchmark|ok|FAIL|---)|_test.go'
 rm -rf "$(dirname "$turn_bin")"
+
+log "join: REST join request → first RTP packet of the other participant, 50 joins against standalone (the built binary, its own process); p50/p95 (target p95 ≤ 300 ms)"
+join_bin=$(mktemp -d)/meeting
+CGO_ENABLED=0 go build -o "$join_bin" ./cmd/meeting
+MEETING_E2E_BINARY="$join_bin" go test -run '^$' -bench 'BenchmarkJoinLatency' -benchtime 1x -timeout 10m ./test/e2e/ \
+  | grep -E '^(join|Benchmark|ok|FAIL|---)|_test.go'
+rm -rf "$(dirname "$join_bin")"
