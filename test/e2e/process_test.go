@@ -21,9 +21,13 @@ var (
 	buildErr  error
 )
 
-// meetingBinary builds cmd/meeting once per test run (CGO off, as released).
+// meetingBinary builds cmd/meeting once per test run (CGO off, as released),
+// or returns $MEETING_E2E_BINARY when that names an already built one.
 func meetingBinary(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv("MEETING_E2E_BINARY"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "meeting-e2e-")
 		if err != nil {
