@@ -11,14 +11,17 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"meeting.dev/meeting/internal/auth"
+	"meeting.dev/meeting/internal/local"
 	"meeting.dev/meeting/internal/meeting"
 	"meeting.dev/meeting/internal/schedule"
 	"meeting.dev/meeting/internal/server"
@@ -41,7 +44,9 @@ type apiConfig struct {
 	// (the operator's flags of the same names).
 	leadTime time.Duration
 	endGrace time.Duration
-	log      logFlags
+	// media is standalone's in-process SFU and TURN.
+	media mediaConfig
+	log   logFlags
 }
 
 func (c *apiConfig) register(fs *flag.FlagSet) {
@@ -57,6 +62,9 @@ func (c *apiConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight requests may take after SIGTERM")
 	fs.DurationVar(&c.leadTime, "lead-time", time.Minute, "a meeting's media comes up and joins are admitted this long before beginAt (the operator's --lead-time)")
 	fs.DurationVar(&c.endGrace, "end-grace", time.Minute, "a meeting's media stays up and rejoins are admitted this long after endAt (the operator's --end-grace)")
+	if c.standalone {
+		c.media.register(fs)
+	}
 	c.log.register(fs, "text")
 }
 
@@ -92,6 +100,9 @@ func (c *apiConfig) validate() error {
 	if c.endGrace < 0 || c.endGrace > maxScheduleMargin {
 		errs = append(errs, fmt.Errorf("--end-grace %s: want between 0 and %s", c.endGrace, maxScheduleMargin))
 	}
+	if c.standalone {
+		errs = append(errs, c.media.validate())
+	}
 	return errors.Join(errs...)
 }
 
@@ -120,6 +131,11 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	log, err := parseRole(fs, args, &cfg.log, stderr)
 	if err != nil {
 		return err
+	}
+	httpAddrSet := false
+	fs.Visit(func(f *flag.Flag) { httpAddrSet = httpAddrSet || f.Name == "http-addr" })
+	if cfg.media.publicIP != "" && !httpAddrSet {
+		cfg.httpAddr = ":8080" // reachable at the public IP, like the media
 	}
 	return serveAPI(ctx, cfg, log, stdout)
 }
@@ -162,17 +178,57 @@ func serveAPI(ctx context.Context, cfg apiConfig, log *slog.Logger, stdout io.Wr
 	if cfg.trustedProxies != "" {
 		proxies = strings.Split(cfg.trustedProxies, ",")
 	}
-	meetings, err := meeting.New(meeting.Config{Store: st, Rooms: noRooms{}, Policy: cfg.policy(), Log: log})
+	var rooms meeting.Rooms = noRooms{}
+	var media *local.Rooms
+	if cfg.standalone {
+		if media, err = openMedia(cfg.media, cfg.policy(), cfg.shutdownGrace, reg, log); err != nil {
+			return err
+		}
+		rooms = media
+	}
+	var stopOnce sync.Once
+	stopMedia := func(ctx context.Context) {
+		stopOnce.Do(func() {
+			if media == nil {
+				return
+			}
+			if err := media.Shutdown(ctx); err != nil {
+				log.Warn("media did not shut down cleanly", "err", err)
+			}
+		})
+	}
+	defer func() { // when serving failed before draining
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGrace)
+		defer cancel()
+		stopMedia(sctx)
+	}()
+
+	meetings, err := meeting.New(meeting.Config{Store: st, Rooms: rooms, Policy: cfg.policy(), Log: log})
 	if err != nil {
 		return err
 	}
+	if media != nil {
+		n, err := meetings.ScheduleAll(ctx)
+		if err != nil {
+			return err
+		}
+		log.Info("meetings scheduled", "count", n, "rooms_open", media.Open())
+	}
 	gin.SetMode(gin.ReleaseMode)
-	h, err := server.New(server.Config{Accounts: st, Meetings: meetings, Tokens: tokens, Hasher: hasher, Log: log,
+	api, err := server.New(server.Config{Accounts: st, Meetings: meetings, Tokens: tokens, Hasher: hasher, Log: log,
 		Registry: reg, TrustedProxies: proxies})
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, log, cfg.httpAddr, h, cfg.shutdownGrace, nil)
+	if media == nil {
+		return serveHTTP(ctx, log, cfg.httpAddr, api, cfg.shutdownGrace, nil)
+	}
+	// Signalling shares the API's listener: same origin as the API and
+	// the page it serves, no CORS, no mixed content.
+	mux := http.NewServeMux()
+	mux.Handle(local.SignalPath, media.Handler())
+	mux.Handle("/", api)
+	return serveHTTP(ctx, log, cfg.httpAddr, mux, cfg.shutdownGrace, stopMedia)
 }
 
 // jwtSecret returns the configured secret or, standalone, the one kept in
@@ -248,9 +304,9 @@ func ensureAdmin(ctx context.Context, st *store.Store, hasher auth.Hasher, passw
 	return nil
 }
 
-// noRooms is Rooms with no media at all: every meeting's media is "not
-// ready", so joins answer 503 and no meeting shows Running. It stands in
-// until the in-process rooms (internal/local) are wired here.
+// noRooms is the api role's Rooms until it syncs with the cluster's Meeting
+// resources: no media at all, so joins answer 503 and no meeting shows
+// Running.
 type noRooms struct{}
 
 func (noRooms) Schedule(context.Context, meeting.Meeting) error { return nil }
@@ -260,5 +316,5 @@ func (noRooms) Status(context.Context, string) meeting.RoomStatus {
 }
 
 func (noRooms) Room(_ context.Context, identity string) (meeting.Room, error) {
-	return meeting.Room{}, fmt.Errorf("meeting %s: no media in this process: %w", identity, meeting.ErrMediaNotReady)
+	return meeting.Room{}, fmt.Errorf("meeting %s: the api role runs no media until it syncs with the cluster: %w", identity, meeting.ErrMediaNotReady)
 }

@@ -265,7 +265,9 @@ func (r *Rooms) stepLocked(identity string, rm *room) (act func()) {
 		}
 		return act
 	}
-	rm.timer = r.cfg.Clock.AfterFunc(plan.Next.Sub(now), func() { r.step(identity) })
+	// A goroutine of its own: a fake clock runs the function under its lock,
+	// which stepLocked's Stop would take again.
+	rm.timer = r.cfg.Clock.AfterFunc(plan.Next.Sub(now), func() { go r.step(identity) })
 	return act
 }
 

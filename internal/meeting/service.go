@@ -483,6 +483,23 @@ func (s *Service) view(ctx context.Context, m Meeting, now time.Time) View {
 	return v
 }
 
+// ScheduleAll tells Rooms of every meeting whose media is running or still
+// to come (its end plus grace is after now), and returns how many. A process
+// that runs the media calls it on start: the rooms whose window is open come
+// back, and the others are planned.
+func (s *Service) ScheduleAll(ctx context.Context) (int, error) {
+	list, err := s.store.MeetingsEndingAfter(ctx, s.now().Add(-s.policy.Grace))
+	if err != nil {
+		return 0, fmt.Errorf("schedule meetings: %w", err)
+	}
+	for _, m := range list {
+		if err := s.rooms.Schedule(ctx, m); err != nil {
+			return 0, fmt.Errorf("schedule meeting %s: %w", m.Identity, err)
+		}
+	}
+	return len(list), nil
+}
+
 // schedule tells Rooms of a written meeting; the row is the truth, so a
 // failure is logged and the rooms converge later.
 func (s *Service) schedule(ctx context.Context, m Meeting) {

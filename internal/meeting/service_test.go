@@ -563,3 +563,30 @@ func TestJoinCredentials(t *testing.T) {
 		t.Errorf("absolute signal URL, no TURN: %+v, %v", d, err)
 	}
 }
+
+// On start, every meeting whose media runs or is still to come is told to
+// Rooms, and none that ended more than the grace ago.
+func TestScheduleAll(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, e *env) {
+		t0 := e.now
+		old := e.meeting(t0, t0.Add(time.Hour))
+		e.now = t0.Add(3*time.Hour - 2*time.Minute)
+		ending := e.meeting(e.now.Add(-time.Hour), e.now.Add(time.Minute))
+		e.now = t0.Add(3 * time.Hour) // ending ended a minute ago (grace 2m), old two hours ago
+		running := e.meeting(e.now.Add(-time.Hour), e.now.Add(time.Hour))
+		later := e.meeting(e.now.Add(time.Hour), e.now.Add(2*time.Hour))
+		e.rooms.set(func(r *rooms) { r.scheduled = nil })
+
+		n, err := e.svc.ScheduleAll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, m := range e.rooms.scheduled {
+			got[m.Identity] = true
+		}
+		if n != 3 || len(got) != 3 || !got[running.Identity] || !got[ending.Identity] || !got[later.Identity] || got[old.Identity] {
+			t.Fatalf("ScheduleAll = %d, scheduled %v; want running, ending and later, not old", n, got)
+		}
+	})
+}

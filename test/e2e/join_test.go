@@ -16,8 +16,7 @@ import (
 // its API's base URL. dataDir keeps the SQLite database across restarts.
 func standalone(t testing.TB, dataDir string, extra ...string) (*process, string) {
 	t.Helper()
-	env := append([]string{"MEETING_HTTP_ADDR=127.0.0.1:0", "MEETING_UDP_PORT=0", "MEETING_TURN_PORT=0",
-		"MEETING_ADMIN_PASSWORD=first-admin-pw", "MEETING_LOG_FORMAT=json", "MEETING_DATA_DIR=" + dataDir}, extra...)
+	env := append([]string{"MEETING_HTTP_ADDR=127.0.0.1:0", "MEETING_ADMIN_PASSWORD=first-admin-pw", "MEETING_LOG_FORMAT=json", "MEETING_DATA_DIR=" + dataDir}, extra...)
 	p := start(t, env)
 	return p, p.logLine(t, "listening")["addr"].(string)
 }

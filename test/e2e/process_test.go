@@ -81,11 +81,13 @@ type process struct {
 }
 
 // start runs the binary with args and extra environment (on top of a clean
-// one: PATH and HOME only, so the developer's MEETING_* variables don't leak in).
+// one: PATH, HOME and random media ports only, so the developer's MEETING_*
+// variables don't leak in).
 func start(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(meetingBinary(t), args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	// Media ports are random unless a test names them: tests run side by side.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "MEETING_UDP_PORT=0", "MEETING_TURN_PORT=0"}, env...)
 	p := &process{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
