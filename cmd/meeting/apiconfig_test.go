@@ -50,7 +50,7 @@ func TestAPIConfigSchedulePolicy(t *testing.T) {
 	}
 }
 
-// Until in-process rooms are wired, no meeting's media is ever ready.
+// The api role runs no media until it syncs with the cluster.
 func TestNoRooms(t *testing.T) {
 	var r meeting.Rooms = noRooms{}
 	if _, err := r.Room(context.Background(), "x"); !errors.Is(err, meeting.ErrMediaNotReady) {
@@ -58,5 +58,50 @@ func TestNoRooms(t *testing.T) {
 	}
 	if st := r.Status(context.Background(), "x"); st.Ready || st.Online != 0 {
 		t.Errorf("Status: %+v", st)
+	}
+}
+
+// Standalone's media flags: loopback by default; --public-ip binds every
+// interface, announces the address and moves the API to :8080 unless
+// --http-addr says otherwise; bad values are refused with the flag's name.
+func TestMediaConfig(t *testing.T) {
+	for _, c := range []struct {
+		args          []string
+		public, bind  string
+		httpAddr, err string
+	}{
+		{nil, "127.0.0.1", "127.0.0.1", "127.0.0.1:8080", ""},
+		{[]string{"--public-ip", "192.0.2.10"}, "192.0.2.10", "0.0.0.0", ":8080", ""},
+		{[]string{"--public-ip", "192.0.2.10", "--http-addr", "127.0.0.1:9000"}, "192.0.2.10", "0.0.0.0", "127.0.0.1:9000", ""},
+		{[]string{"--public-ip", "::1"}, "", "", "", "--public-ip \"::1\": want a specific IPv4 address"},
+		{[]string{"--public-ip", "0.0.0.0"}, "", "", "", "--public-ip"},
+		{[]string{"--public-ip", "meet.example"}, "", "", "", "--public-ip"},
+		{[]string{"--udp-port", "70000"}, "", "", "", "--udp-port 70000: not a port"},
+		{[]string{"--udp-port", "4000", "--turn-port", "4000"}, "", "", "", "both 4000"},
+		{[]string{"--max-participants", "0"}, "", "", "", "--max-participants 0"},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			cfg := apiConfig{standalone: true}
+			fs := newFlagSet("meeting", "", io.Discard, "")
+			cfg.register(fs)
+			err := parseFlags(fs, append([]string{"--data-dir", t.TempDir()}, c.args...))
+			if err == nil {
+				cfg.publicDefaults(fs)
+				err = cfg.validate()
+			}
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("got %v, want an error with %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			public, bind := cfg.media.addrs()
+			if public.String() != c.public || bind.String() != c.bind || cfg.httpAddr != c.httpAddr {
+				t.Errorf("public %s bind %s http %s, want %s %s %s", public, bind, cfg.httpAddr, c.public, c.bind, c.httpAddr)
+			}
+		})
 	}
 }

@@ -106,6 +106,16 @@ func (c *apiConfig) validate() error {
 	return errors.Join(errs...)
 }
 
+// publicDefaults makes the API listen on every interface when a public IP
+// is given and --http-addr is not: one flag serves a LAN or a server.
+func (c *apiConfig) publicDefaults(fs *flag.FlagSet) {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "http-addr" })
+	if c.media.publicIP != "" && !set {
+		c.httpAddr = ":8080"
+	}
+}
+
 // maxScheduleMargin bounds --lead-time and --end-grace.
 const maxScheduleMargin = 24 * time.Hour
 
@@ -132,11 +142,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	httpAddrSet := false
-	fs.Visit(func(f *flag.Flag) { httpAddrSet = httpAddrSet || f.Name == "http-addr" })
-	if cfg.media.publicIP != "" && !httpAddrSet {
-		cfg.httpAddr = ":8080" // reachable at the public IP, like the media
-	}
+	cfg.publicDefaults(fs)
 	return serveAPI(ctx, cfg, log, stdout)
 }
 

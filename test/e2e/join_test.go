@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -191,6 +192,9 @@ func TestJoinStandalone(t *testing.T) {
 				t.Fatalf("standalone TURN relayed %v packets to peers, want the relay-only call's media", relayed)
 			}
 
+			// meeting loadtest drives the meeting through the same join flow.
+			loadtestThroughAPI(t, base, m.Identity)
+
 			// Only the creator and participants may join; not before the window.
 			if _, err := carol.Join(context.Background(), m.Identity); !client.IsStatus(err, http.StatusForbidden) {
 				t.Fatalf("carol joins: %v, want 403", err)
@@ -240,5 +244,37 @@ func TestJoinStandalone(t *testing.T) {
 			closedWith(t, sa, "the meeting has ended")
 			raw(t, alice).call("POST", "/auth/meeting/join", map[string]string{"identity": short.Identity}, 410, nil)
 		})
+	}
+}
+
+// loadtestThroughAPI runs `meeting loadtest --api` as bob: one publisher and
+// two subscribers join m through the REST API; every packet arrives.
+func loadtestThroughAPI(t *testing.T, base, identity string) {
+	t.Helper()
+	p := start(t, []string{"MEETING_PASSWORD=bob-password"}, "loadtest", "--api", base, "--user", "bob",
+		"--meeting", identity, "--publishers", "1", "--subscribers", "2", "--duration", "2s", "--json")
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("loadtest did not finish in 2 minutes")
+	}
+	if p.err != nil {
+		t.Fatalf("loadtest: %v\n%s", p.err, p.stderr.String())
+	}
+	var res struct {
+		Event    string `json:"event"`
+		Received uint64 `json:"received"`
+		Lost     uint64 `json:"lost"`
+		Tracks   int    `json:"tracks"`
+	}
+	for _, line := range strings.Split(p.stdout.String(), "\n") {
+		if strings.Contains(line, `"event":"result"`) {
+			if err := json.Unmarshal([]byte(line), &res); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if res.Event != "result" || res.Tracks != 1 || res.Received < 50 || res.Lost != 0 {
+		t.Fatalf("loadtest result %+v from:\n%s", res, p.stdout.String())
 	}
 }
