@@ -200,9 +200,13 @@ func TestJoinStandalone(t *testing.T) {
 				t.Fatalf("carol joins: %v, want 403", err)
 			}
 			later := createMeeting(t, alice, "later", now.Add(time.Hour), now.Add(2*time.Hour))
-			env := raw(t, alice).call("POST", "/auth/meeting/join", map[string]string{"identity": later.Identity}, 409, nil)
-			if !strings.Contains(env.Msg, "opens at") && !strings.Contains(env.Msg, "begin") {
-				t.Fatalf("409 message %q does not say when it begins", env.Msg)
+			var notOpen struct {
+				BeginAt int64 `json:"begin_at"`
+			}
+			env := raw(t, alice).call("POST", "/auth/meeting/join", map[string]string{"identity": later.Identity}, 409, &notOpen)
+			begins := time.UnixMilli(later.BeginAt).UTC().Format(time.RFC3339)
+			if notOpen.BeginAt != later.BeginAt || !strings.Contains(env.Msg, "begins at "+begins) {
+				t.Fatalf("409 %q with begin_at %d, want begin_at %d and %s in the message", env.Msg, notOpen.BeginAt, later.BeginAt, begins)
 			}
 
 			// A participant removed after joining cannot join again.
