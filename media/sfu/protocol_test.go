@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v2"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 
 	"meeting.dev/meeting/media/client"
@@ -206,7 +207,11 @@ func TestSendingTracks(t *testing.T) {
 		{head + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" + sec("video", "9", "sendonly"), 1},
 		{head + strings.Repeat(sec("video", "9", "sendonly"), 5), 5},
 	} {
-		if got := sendingTracks(tc.sdp); got != tc.want {
+		var d sdp.SessionDescription
+		if err := d.UnmarshalString(tc.sdp); err != nil {
+			t.Fatalf("%v:\n%s", err, tc.sdp)
+		}
+		if got := sendingTracks(&d); got != tc.want {
 			t.Errorf("sendingTracks = %d, want %d:\n%s", got, tc.want, tc.sdp)
 		}
 	}

@@ -69,6 +69,11 @@ func TestDecodeRefuses(t *testing.T) {
 		{`{"type":"ending","remaining_ms":5}`, false},
 		{`{"type":"ending","closes_at":"2026-01-01T00:05:00Z","remaining_ms":-1}`, false},
 		{`{"type":"ending","closes_at":"soon","remaining_ms":1}`, false},
+		{`{"type":"offer","sdp":"v=0","tracks":[{"id":"` + strings.Repeat("a", MaxTrackID+1) + `","source":"audio"}]}`, false},
+		{`{"type":"join","token":"` + strings.Repeat("a", MaxToken+1) + `"}`, false},
+		{`{"type":"candidate","target":"publish","candidate":{"candidate":"` + strings.Repeat("a", MaxCandidate+1) + `"}}`, false},
+		{`{"type":"candidate","target":"publish","candidate":{"candidate":"c","sdpMid":"` + strings.Repeat("a", MaxCandidateField+1) + `"}}`, false},
+		{`{"type":"candidate","target":"publish","candidate":{"candidate":"c","usernameFragment":"` + strings.Repeat("a", MaxCandidateField+1) + `"}}`, false},
 	} {
 		_, err := Decode([]byte(tc.in))
 		if err == nil {
