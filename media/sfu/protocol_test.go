@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -26,9 +27,19 @@ type rawConn struct {
 	ws *websocket.Conn
 }
 
+// originOf is the Origin header a browser on the page of the signalling
+// URL u would send: u's scheme as http(s), host and port.
+func originOf(u string) http.Header {
+	pu, err := url.Parse(u)
+	if err != nil {
+		panic(err)
+	}
+	return http.Header{"Origin": {"http" + strings.TrimPrefix(pu.Scheme, "ws") + "://" + pu.Host}}
+}
+
 func dialRaw(t *testing.T, ctx context.Context, url string) *rawConn {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, originOf(url))
 	if err != nil {
 		t.Fatal(err)
 	}
