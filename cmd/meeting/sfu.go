@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"meeting.dev/meeting/media/sfu"
+	"meeting.dev/meeting/media/token"
 )
 
 const sfuUsage = `
@@ -44,7 +45,7 @@ func (f *sfuFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.udpIP, "udp-ip", "", "IP the ICE UDP port binds to (default all interfaces)")
 	fs.IntVar(&f.udpPort, "udp-port", 7882, "the one UDP port of all ICE traffic")
 	fs.Var(&f.publicIPs, "public-ip", "IP announced in ICE candidates instead of the bound one (repeatable or comma-separated)")
-	fs.StringVar(&f.tokenKey, "token-key", "", "HMAC key of the room's join tokens (required)")
+	fs.StringVar(&f.tokenKey, "token-key", "", "HMAC key of the room's join tokens, at least 32 bytes (required)")
 	fs.StringVar(&f.room, "room", "", "serve only this room identity (default any room the token names)")
 	fs.IntVar(&f.maxPart, "max-participants", sfu.DefaultMaxParticipants, "most participants per room")
 	fs.DurationVar(&f.drain, "drain-timeout", sfu.DefaultDrainTimeout, "how long shutdown waits for participants to leave")
@@ -62,8 +63,11 @@ func (f *sfuFlags) config() (sfu.Config, error) {
 		PublicIPs:       f.publicIPs,
 	}
 	var errs []error
-	if f.tokenKey == "" {
+	switch {
+	case f.tokenKey == "":
 		errs = append(errs, errors.New("--token-key (or MEETING_TOKEN_KEY) is required"))
+	case len(f.tokenKey) < token.MinKeySize:
+		errs = append(errs, fmt.Errorf("--token-key (or MEETING_TOKEN_KEY) has %d bytes, at least %d are required (e.g. head -c 32 /dev/urandom | base64)", len(f.tokenKey), token.MinKeySize))
 	}
 	if f.maxPart <= 0 {
 		errs = append(errs, fmt.Errorf("--max-participants %d: must be positive", f.maxPart))
