@@ -340,7 +340,10 @@ func TestTokensRefused(t *testing.T) {
 		}
 		return testKey, nil
 	}})
-	forged, _ := token.Mint([]byte("some other key, also 32 bytes.."), token.Claims{Room: "the-room", User: "x"}, time.Hour)
+	forged, err := token.Mint([]byte("some other key, also 32 bytes..."), token.Claims{Room: "the-room", User: "x"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	expired, _ := token.Mint(testKey, token.Claims{Room: "the-room", User: "x", IssuedAt: now.Add(-2 * time.Hour)}, time.Hour)
 	wrongRoom, _ := token.Mint(testKey, token.Claims{Room: "another-room", User: "x"}, time.Hour)
 	for _, tc := range []struct{ name, tok string }{
