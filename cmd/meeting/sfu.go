@@ -19,8 +19,9 @@ import (
 )
 
 const sfuUsage = `
-Signalling: ws://<http-addr>/ws (docs/signaling.md); the join token comes as
-?token= or in the first message. Health: /healthz, /readyz (503 while
+Signalling: ws://<http-addr>/ws (docs/signaling.md); the join token comes in
+the first message (or, discouraged, as ?token=). Requests without an Origin
+header are refused unless --allow-no-origin. Health: /healthz, /readyz (503 while
 draining); Prometheus: /metrics. All ICE traffic uses the one UDP port
 --udp-port. On SIGTERM the SFU tells every participant it is closing and
 waits up to --drain-timeout for them to leave.
@@ -37,6 +38,7 @@ type sfuFlags struct {
 	maxPart        int
 	drain          time.Duration
 	allowedOrigins sfuList
+	allowNoOrigin  bool
 	log            logFlags
 }
 
@@ -49,7 +51,8 @@ func (f *sfuFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.room, "room", "", "serve only this room identity (default any room the token names)")
 	fs.IntVar(&f.maxPart, "max-participants", sfu.DefaultMaxParticipants, "most participants per room")
 	fs.DurationVar(&f.drain, "drain-timeout", sfu.DefaultDrainTimeout, "how long shutdown waits for participants to leave")
-	fs.Var(&f.allowedOrigins, "allowed-origins", `Origin values accepted on /ws, "*" for any (default same origin; repeatable or comma-separated)`)
+	fs.Var(&f.allowedOrigins, "allowed-origins", `Origin values accepted on /ws besides the same origin, "*" for any (repeatable or comma-separated)`)
+	fs.BoolVar(&f.allowNoOrigin, "allow-no-origin", false, "accept /ws requests without an Origin header (clients other than browsers that send none; meeting's own clients send one)")
 	f.log.register(fs, "json")
 }
 
@@ -60,6 +63,7 @@ func (f *sfuFlags) config() (sfu.Config, error) {
 		MaxParticipants: f.maxPart,
 		DrainTimeout:    f.drain,
 		AllowedOrigins:  f.allowedOrigins,
+		AllowNoOrigin:   f.allowNoOrigin,
 		PublicIPs:       f.publicIPs,
 	}
 	var errs []error

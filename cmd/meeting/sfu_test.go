@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -180,6 +181,35 @@ func TestSFUTokenKeyAtLeast32Bytes(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), "at least 32 are required") {
 			t.Errorf("%d-byte key: %q does not say why", len(tc.key), err)
+		}
+	}
+}
+
+// Requests without Origin are refused unless --allow-no-origin (or
+// MEETING_ALLOW_NO_ORIGIN) says otherwise.
+func TestSFUAllowNoOriginFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want bool
+	}{
+		{nil, "", false},
+		{[]string{"--allow-no-origin"}, "", true},
+		{nil, "true", true},
+	} {
+		t.Setenv("MEETING_ALLOW_NO_ORIGIN", tc.env)
+		var f sfuFlags
+		fs := newFlagSet("meeting sfu", "", io.Discard, "")
+		f.register(fs)
+		if err := parseFlags(fs, append([]string{"--token-key", strings.Repeat("k", 32)}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.AllowNoOrigin != tc.want {
+			t.Errorf("args %v, env %q: AllowNoOrigin %v, want %v", tc.args, tc.env, cfg.AllowNoOrigin, tc.want)
 		}
 	}
 }

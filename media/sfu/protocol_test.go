@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -30,11 +29,11 @@ type rawConn struct {
 // originOf is the Origin header a browser on the page of the signalling
 // URL u would send: u's scheme as http(s), host and port.
 func originOf(u string) http.Header {
-	pu, err := url.Parse(u)
+	o, err := client.OriginOf(u)
 	if err != nil {
 		panic(err)
 	}
-	return http.Header{"Origin": {"http" + strings.TrimPrefix(pu.Scheme, "ws") + "://" + pu.Host}}
+	return http.Header{"Origin": {o}}
 }
 
 func dialRaw(t *testing.T, ctx context.Context, url string) *rawConn {
@@ -155,7 +154,7 @@ func TestRefusalsInOrderOriginDrainingToken(t *testing.T) {
 	if got := status("https://evil.example"); got != http.StatusForbidden {
 		t.Fatalf("draining, bad origin: %d, want 403", got)
 	}
-	if got := status(""); got != http.StatusServiceUnavailable {
+	if got := status(originOf(s.url).Get("Origin")); got != http.StatusServiceUnavailable {
 		t.Fatalf("draining, bad token: %d, want 503", got)
 	}
 }
@@ -176,7 +175,10 @@ func TestSameOrigin(t *testing.T) {
 		{"http://meet.example.org", "meet.example.org", true, "", false},       // scheme differs (TLS)
 		{"http://meet.example.org", "meet.example.org", false, "https", false}, // scheme differs (proxy)
 		{"https://meet.example.org", "meet.example.org", false, "https", true},
-		{"https://meet.example.org", "meet.example.org", false, "", true}, // scheme unknown: port 443 on both
+		{"https://meet.example.org", "meet.example.org", false, "", false}, // plain HTTP, no proxy header: http
+		{"http://meet.example.org", "meet.example.org", false, "", true},
+		{"http://meet.example.org", "meet.example.org", false, "http", true},
+		{"https://meet.example.org", "meet.example.org", false, "gopher", false},
 		{"http://meet.example.org:443", "meet.example.org", false, "", false},
 		{"https://other.example.org", "meet.example.org", true, "", false},
 		{"null", "meet.example.org", false, "", false},
