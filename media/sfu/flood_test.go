@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v3"
 
 	"meeting.dev/meeting/media/signal"
 )
@@ -181,5 +182,43 @@ func TestOfferCheckedAndRateLimited(t *testing.T) {
 	}
 	if rated != maxOffersRefused+1 {
 		t.Fatalf("%d offers refused for the rate before closing, want %d", rated, maxOffersRefused+1)
+	}
+}
+
+// A client can trickle at most maxCandidates candidates; more are refused
+// with bad_message and not added.
+func TestTrickledCandidatesBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := startSFU(t, Config{})
+	c := dialRaw(t, ctx, s.url)
+	c.send(signal.Join{Token: mint(t, "room-cand", "u")})
+	if _, ok := c.read().(signal.Joined); !ok {
+		t.Fatal("no joined")
+	}
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(signal.Offer{SDP: offer.SDP})
+	if _, ok := c.read().(signal.Answer); !ok {
+		t.Fatal("no answer")
+	}
+	for i := range maxCandidates + 1 {
+		c.send(signal.Candidate{Target: signal.TargetPublish, Candidate: signal.ICECandidate{
+			Candidate: fmt.Sprintf("candidate:%d 1 udp 2130706431 192.0.2.1 %d typ host", i, 10000+i)}})
+	}
+	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	e, ok := c.read().(signal.Error)
+	if !ok || e.Code != signal.CodeBadMessage || !strings.Contains(e.Message, "too many") {
+		t.Fatalf("candidate %d: %#v, want bad_message, too many", maxCandidates+1, e)
 	}
 }

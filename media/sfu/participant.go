@@ -44,6 +44,7 @@ type participant struct {
 	chatLimit     *rate.Limiter
 	offerLimit    *rate.Limiter
 	offersRefused int  // offers in a row refused for the rate; reader goroutine only
+	candidates    int  // trickled candidates added, both peer connections; reader goroutine only
 	chatLive      bool // the chat channel is open and got the history; guarded by room.chatMu
 
 	left     chan struct{} // closed when the session is over
@@ -145,6 +146,10 @@ func (p *participant) handle(m signal.Message) {
 			p.send(signal.Error{Code: signal.CodeNegotiation, Message: err.Error()})
 		}
 	case signal.Candidate:
+		if p.candidates >= maxCandidates {
+			p.send(signal.Error{Code: signal.CodeBadMessage, Message: fmt.Sprintf("candidate: too many, at most %d per connection", maxCandidates)})
+			return
+		}
 		pc := p.sub
 		if v.Target == signal.TargetPublish {
 			var err error
@@ -157,7 +162,9 @@ func (p *participant) handle(m signal.Message) {
 			SDPMLineIndex: v.Candidate.SDPMLineIndex, UsernameFragment: v.Candidate.UsernameFragment}
 		if err := pc.AddICECandidate(c); err != nil {
 			p.send(signal.Error{Code: signal.CodeBadMessage, Message: fmt.Sprintf("candidate: %v", err)})
+			return
 		}
+		p.candidates++
 	case signal.Leave:
 		p.conn.Close("left")
 	case signal.Join:
@@ -183,6 +190,11 @@ func sendingTracks(d *sdp.SessionDescription) int {
 	}
 	return n
 }
+
+// maxCandidates bounds the ICE candidates a client may trickle over its
+// connection's life, both peer connections together: a browser gathers a
+// few per network interface and ICE server.
+const maxCandidates = 128
 
 // Offer rate of a participant: offerBurst at once, then one per second.
 // After maxOffersRefused offers in a row refused for the rate, the
