@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"meeting.dev/meeting/media/client"
+	"meeting.dev/meeting/media/token"
 )
 
 const loadtestUsage = `
@@ -80,6 +81,8 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		cfg.Connect = api.Connector(f.meeting)
 	case f.tokenKey == "":
 		return errors.New("loadtest: --token-key (or MEETING_TOKEN_KEY) is required, or --api with --user, --password and --meeting")
+	case len(f.tokenKey) < token.MinKeySize:
+		return fmt.Errorf("loadtest: --token-key (or MEETING_TOKEN_KEY) has %d bytes, at least %d are required", len(f.tokenKey), token.MinKeySize)
 	default:
 		cfg.TokenKey = []byte(f.tokenKey)
 	}

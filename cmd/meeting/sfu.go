@@ -15,11 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"meeting.dev/meeting/media/sfu"
+	"meeting.dev/meeting/media/token"
 )
 
 const sfuUsage = `
-Signalling: ws://<http-addr>/ws (docs/signaling.md); the join token comes as
-?token= or in the first message. Health: /healthz, /readyz (503 while
+Signalling: ws://<http-addr>/ws (docs/signaling.md); the join token comes in
+the first message (or, discouraged, as ?token=). Requests without an Origin
+header are refused unless --allow-no-origin. Health: /healthz, /readyz (503 while
 draining); Prometheus: /metrics. All ICE traffic uses the one UDP port
 --udp-port. On SIGTERM the SFU tells every participant it is closing and
 waits up to --drain-timeout for them to leave.
@@ -36,6 +38,7 @@ type sfuFlags struct {
 	maxPart        int
 	drain          time.Duration
 	allowedOrigins sfuList
+	allowNoOrigin  bool
 	log            logFlags
 }
 
@@ -44,11 +47,12 @@ func (f *sfuFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.udpIP, "udp-ip", "", "IP the ICE UDP port binds to (default all interfaces)")
 	fs.IntVar(&f.udpPort, "udp-port", 7882, "the one UDP port of all ICE traffic")
 	fs.Var(&f.publicIPs, "public-ip", "IP announced in ICE candidates instead of the bound one (repeatable or comma-separated)")
-	fs.StringVar(&f.tokenKey, "token-key", "", "HMAC key of the room's join tokens (required)")
+	fs.StringVar(&f.tokenKey, "token-key", "", "HMAC key of the room's join tokens, at least 32 bytes (required)")
 	fs.StringVar(&f.room, "room", "", "serve only this room identity (default any room the token names)")
 	fs.IntVar(&f.maxPart, "max-participants", sfu.DefaultMaxParticipants, "most participants per room")
 	fs.DurationVar(&f.drain, "drain-timeout", sfu.DefaultDrainTimeout, "how long shutdown waits for participants to leave")
-	fs.Var(&f.allowedOrigins, "allowed-origins", `Origin values accepted on /ws, "*" for any (default same origin; repeatable or comma-separated)`)
+	fs.Var(&f.allowedOrigins, "allowed-origins", `Origin values accepted on /ws besides the same origin, "*" for any (repeatable or comma-separated)`)
+	fs.BoolVar(&f.allowNoOrigin, "allow-no-origin", false, "accept /ws requests without an Origin header (clients other than browsers that send none; meeting's own clients send one)")
 	f.log.register(fs, "json")
 }
 
@@ -59,11 +63,15 @@ func (f *sfuFlags) config() (sfu.Config, error) {
 		MaxParticipants: f.maxPart,
 		DrainTimeout:    f.drain,
 		AllowedOrigins:  f.allowedOrigins,
+		AllowNoOrigin:   f.allowNoOrigin,
 		PublicIPs:       f.publicIPs,
 	}
 	var errs []error
-	if f.tokenKey == "" {
+	switch {
+	case f.tokenKey == "":
 		errs = append(errs, errors.New("--token-key (or MEETING_TOKEN_KEY) is required"))
+	case len(f.tokenKey) < token.MinKeySize:
+		errs = append(errs, fmt.Errorf("--token-key (or MEETING_TOKEN_KEY) has %d bytes, at least %d are required (e.g. head -c 32 /dev/urandom | base64)", len(f.tokenKey), token.MinKeySize))
 	}
 	if f.maxPart <= 0 {
 		errs = append(errs, fmt.Errorf("--max-participants %d: must be positive", f.maxPart))

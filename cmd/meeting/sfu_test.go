@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -147,17 +148,68 @@ func TestSFURoleServesLoadtestAndDrains(t *testing.T) {
 }
 
 func TestSFURoleRefusesBadFlags(t *testing.T) {
+	const key32 = "0123456789abcdef0123456789abcdef"
 	t.Setenv("MEETING_TOKEN_KEY", "")
 	for _, args := range [][]string{
 		{}, // no token key
-		{"--token-key", "k", "--max-participants", "0"},
-		{"--token-key", "k", "--public-ip", "not-an-ip"},
-		{"--token-key", "k", "--udp-ip", "nowhere"},
+		{"--token-key", key32, "--max-participants", "0"},
+		{"--token-key", key32, "--public-ip", "not-an-ip"},
+		{"--token-key", key32, "--udp-ip", "nowhere"},
 	} {
 		var out bytes.Buffer
 		err := runSFU(context.Background(), args, &out, &out)
 		if err == nil {
 			t.Errorf("runSFU(%v) succeeded", args)
+		}
+	}
+}
+
+// A token key shorter than 32 bytes is refused before anything listens.
+func TestSFUTokenKeyAtLeast32Bytes(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"k", false},
+		{strings.Repeat("k", 31), false},
+		{strings.Repeat("k", 32), true},
+	} {
+		f := sfuFlags{tokenKey: tc.key, maxPart: 1, drain: time.Second, udpPort: 1}
+		_, err := f.config()
+		if (err == nil) != tc.ok {
+			t.Errorf("%d-byte key: %v, want ok=%v", len(tc.key), err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "at least 32 are required") {
+			t.Errorf("%d-byte key: %q does not say why", len(tc.key), err)
+		}
+	}
+}
+
+// Requests without Origin are refused unless --allow-no-origin (or
+// MEETING_ALLOW_NO_ORIGIN) says otherwise.
+func TestSFUAllowNoOriginFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want bool
+	}{
+		{nil, "", false},
+		{[]string{"--allow-no-origin"}, "", true},
+		{nil, "true", true},
+	} {
+		t.Setenv("MEETING_ALLOW_NO_ORIGIN", tc.env)
+		var f sfuFlags
+		fs := newFlagSet("meeting sfu", "", io.Discard, "")
+		f.register(fs)
+		if err := parseFlags(fs, append([]string{"--token-key", strings.Repeat("k", 32)}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.AllowNoOrigin != tc.want {
+			t.Errorf("args %v, env %q: AllowNoOrigin %v, want %v", tc.args, tc.env, cfg.AllowNoOrigin, tc.want)
 		}
 	}
 }

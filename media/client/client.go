@@ -28,11 +28,16 @@ import (
 type Options struct {
 	// URL is the signalling WebSocket, such as ws://127.0.0.1:7880/ws.
 	URL string
-	// Token is the join token.
+	// Token is the join token, sent in the first message (a join).
 	Token string
 	// TokenInQuery passes the token as ?token= instead of a join message.
+	// Discouraged: a URL ends up in proxies' access logs. It is kept for
+	// testing the server's compatibility path.
 	TokenInQuery bool
-	// Origin, when set, is sent as the Origin header.
+	// Origin is sent as the Origin header; empty means URL's origin (http
+	// for ws, https for wss, and URL's host and port), as a browser on the
+	// SFU's own page sends. The SFU refuses requests without Origin unless
+	// configured to accept them.
 	Origin string
 	// ICEServers are STUN/TURN servers for both peer connections.
 	ICEServers []webrtc.ICEServer
@@ -117,10 +122,15 @@ func Join(ctx context.Context, opts Options) (*Client, error) {
 		pu.RawQuery = q.Encode()
 		u = pu.String()
 	}
-	h := http.Header{}
-	if opts.Origin != "" {
-		h.Set("Origin", opts.Origin)
+	origin := opts.Origin
+	if origin == "" {
+		var err error
+		if origin, err = OriginOf(opts.URL); err != nil {
+			c.closePCs()
+			return nil, err
+		}
 	}
+	h := http.Header{"Origin": {origin}}
 	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, u, h)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
@@ -163,6 +173,22 @@ func Join(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("client: join refused: %w", e)
 	}
 	return c, nil
+}
+
+// OriginOf returns the web origin of a signalling URL: http://host[:port]
+// for ws://host[:port]/…, https://host[:port] for wss://.
+func OriginOf(signalURL string) (string, error) {
+	u, err := url.Parse(signalURL)
+	if err != nil {
+		return "", fmt.Errorf("client: url: %w", err)
+	}
+	switch u.Scheme {
+	case "ws", "http":
+		return "http://" + u.Host, nil
+	case "wss", "https":
+		return "https://" + u.Host, nil
+	}
+	return "", fmt.Errorf("client: url %q: scheme %q is not ws or wss", signalURL, u.Scheme)
 }
 
 func (c *Client) newPeerConnections() error {

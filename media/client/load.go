@@ -71,6 +71,8 @@ func (c *LoadConfig) validate() error {
 		}
 		if len(c.TokenKey) == 0 {
 			errs = append(errs, errors.New("token key is required"))
+		} else if len(c.TokenKey) < token.MinKeySize {
+			errs = append(errs, fmt.Errorf("token key has %d bytes, at least %d are required", len(c.TokenKey), token.MinKeySize))
 		}
 		if c.Room == "" {
 			errs = append(errs, errors.New("room is required"))

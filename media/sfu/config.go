@@ -30,10 +30,15 @@ type Config struct {
 	// DrainTimeout is how long Shutdown waits for participants to leave
 	// after telling them the server is closing (default 30s).
 	DrainTimeout time.Duration
-	// AllowedOrigins lists the Origin header values accepted by Handler, such
-	// as "https://meet.example.org"; "*" accepts any. Empty means
-	// same-origin only (or no Origin header, as non-browser clients send).
+	// AllowedOrigins lists the Origin header values accepted by Handler
+	// besides the same origin (scheme, host and port), such as
+	// "https://meet.example.org"; "*" accepts any request, also one
+	// without Origin.
 	AllowedOrigins []string
+	// AllowNoOrigin accepts requests without an Origin header, as clients
+	// other than browsers may send them. Off by default: every browser
+	// sends Origin, and so does package client.
+	AllowNoOrigin bool
 	// PublicIPs are announced in ICE candidates instead of the address the
 	// UDP socket is bound to (1:1 NAT).
 	PublicIPs []string

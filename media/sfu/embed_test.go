@@ -205,7 +205,12 @@ func TestHandlerServesOnlySignalling(t *testing.T) {
 	s := startSFU(t, Config{})
 	base := "http" + strings.TrimPrefix(strings.TrimSuffix(s.url, "/ws"), "ws")
 	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/ws"} {
-		resp, err := http.Get(base + path)
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = originOf(s.url) // past the Origin check
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

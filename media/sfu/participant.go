@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 	"golang.org/x/time/rate"
 
@@ -36,13 +36,16 @@ type participant struct {
 
 	mu      sync.Mutex
 	pub     *webrtc.PeerConnection // nil until the client's first offer
-	sources map[string]string      // track id in the client's SDP -> source
+	sources map[string]string      // track id in the client's SDP -> source, of the last offer applied
 	owned   map[string]*publishedTrack
 	senders map[*publishedTrack]*webrtc.RTPSender
 	closed  bool
 
-	chatLimit *rate.Limiter
-	chatLive  bool // the chat channel is open and got the history; guarded by room.chatMu
+	chatLimit     *rate.Limiter
+	offerLimit    *rate.Limiter
+	offersRefused int  // offers in a row refused for the rate; reader goroutine only
+	candidates    int  // trickled candidates added, both peer connections; reader goroutine only
+	chatLive      bool // the chat channel is open and got the history; guarded by room.chatMu
 
 	left     chan struct{} // closed when the session is over
 	leftOnce sync.Once
@@ -62,10 +65,12 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 		senders: map[*publishedTrack]*webrtc.RTPSender{},
 		// A chat message goes to the whole room: a sender gets 10 at once
 		// and 2 per second after.
-		chatLimit: rate.NewLimiter(2, 10),
-		left:      make(chan struct{}),
+		chatLimit:  rate.NewLimiter(2, 10),
+		offerLimit: rate.NewLimiter(offerPerSecond, offerBurst),
+		left:       make(chan struct{}),
 	}
-	p.log = s.log.With("participant", p.info.ID, "user", user)
+	// What one client makes the server log is bounded, whatever it sends.
+	p.log = limitLogger(s.log).With("participant", p.info.ID, "user", user)
 	var err error
 	if p.sub, err = s.subAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, fmt.Errorf("subscribe peer connection: %w", err)
@@ -128,6 +133,9 @@ func (p *participant) send(m signal.Message) {
 func (p *participant) handle(m signal.Message) {
 	switch v := m.(type) {
 	case signal.Offer:
+		if !p.allowOffer() {
+			return
+		}
 		if err := p.answerOffer(v); err != nil {
 			p.log.Info("publish offer refused", "err", err)
 			p.send(signal.Error{Code: signal.CodeNegotiation, Message: err.Error()})
@@ -138,6 +146,10 @@ func (p *participant) handle(m signal.Message) {
 			p.send(signal.Error{Code: signal.CodeNegotiation, Message: err.Error()})
 		}
 	case signal.Candidate:
+		if p.candidates >= maxCandidates {
+			p.send(signal.Error{Code: signal.CodeBadMessage, Message: fmt.Sprintf("candidate: too many, at most %d per connection", maxCandidates)})
+			return
+		}
 		pc := p.sub
 		if v.Target == signal.TargetPublish {
 			var err error
@@ -150,7 +162,9 @@ func (p *participant) handle(m signal.Message) {
 			SDPMLineIndex: v.Candidate.SDPMLineIndex, UsernameFragment: v.Candidate.UsernameFragment}
 		if err := pc.AddICECandidate(c); err != nil {
 			p.send(signal.Error{Code: signal.CodeBadMessage, Message: fmt.Sprintf("candidate: %v", err)})
+			return
 		}
+		p.candidates++
 	case signal.Leave:
 		p.conn.Close("left")
 	case signal.Join:
@@ -162,44 +176,90 @@ func (p *participant) handle(m signal.Message) {
 
 // sendingTracks counts the audio and video sections of an offer that send
 // media: not rejected (port 0), sendrecv (the default) or sendonly.
-func sendingTracks(sdp string) int {
+func sendingTracks(d *sdp.SessionDescription) int {
 	n := 0
-	media, sending := false, false
-	end := func() {
-		if media && sending {
+	for _, m := range d.MediaDescriptions {
+		if k := m.MediaName.Media; (k != "audio" && k != "video") || m.MediaName.Port.Value == 0 {
+			continue
+		}
+		_, recvonly := m.Attribute("recvonly")
+		_, inactive := m.Attribute("inactive")
+		if !recvonly && !inactive {
 			n++
 		}
 	}
-	for _, line := range strings.Split(sdp, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case strings.HasPrefix(line, "m="):
-			end()
-			f := strings.Fields(strings.TrimPrefix(line, "m="))
-			media = len(f) > 1 && (f[0] == "audio" || f[0] == "video") && f[1] != "0"
-			sending = true
-		case line == "a=recvonly", line == "a=inactive":
-			sending = false
-		}
-	}
-	end()
 	return n
+}
+
+// maxCandidates bounds the ICE candidates a client may trickle over its
+// connection's life, both peer connections together: a browser gathers a
+// few per network interface and ICE server.
+const maxCandidates = 128
+
+// Offer rate of a participant: offerBurst at once, then one per second.
+// After maxOffersRefused offers in a row refused for the rate, the
+// connection is closed.
+const (
+	offerBurst       = 5
+	offerPerSecond   = 1
+	maxOffersRefused = 10
+)
+
+// checkOffer validates o before anything of it is recorded: at most
+// MaxTracksPerParticipant tracks listed, an SDP that parses, and at most
+// MaxTracksPerParticipant sections sending media. (Decode already bounded
+// the sizes of the SDP and of the track ids.)
+func checkOffer(o signal.Offer) error {
+	if n := len(o.Tracks); n > MaxTracksPerParticipant {
+		return fmt.Errorf("the offer lists %d tracks, at most %d per participant: offer refused, nothing changed", n, MaxTracksPerParticipant)
+	}
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(o.SDP); err != nil {
+		return fmt.Errorf("the offer's SDP does not parse (%.120s): offer refused, nothing changed", err.Error())
+	}
+	if n := sendingTracks(&d); n > MaxTracksPerParticipant {
+		return fmt.Errorf("the offer sends %d tracks, at most %d per participant: offer refused, nothing changed", n, MaxTracksPerParticipant)
+	}
+	return nil
+}
+
+// allowOffer applies the offer rate; it runs on the reader goroutine only.
+// It reports whether the offer may be handled; when not, it has answered
+// the client, and closed the connection once the client kept on.
+func (p *participant) allowOffer() bool {
+	if p.offerLimit.Allow() {
+		p.offersRefused = 0
+		return true
+	}
+	p.offersRefused++
+	if p.offersRefused > maxOffersRefused {
+		p.log.Info("too many offers: connection closed")
+		p.send(signal.Error{Code: signal.CodeNegotiation, Message: "too many offers: connection closed"})
+		p.conn.Close("too many offers")
+		return false
+	}
+	p.send(signal.Error{Code: signal.CodeNegotiation, Message: fmt.Sprintf("too many offers: at most %d at once and %d per second: offer refused, nothing changed", offerBurst, offerPerSecond)})
+	return false
 }
 
 // answerOffer answers the client's offer on the publish peer connection.
 func (p *participant) answerOffer(o signal.Offer) error {
-	p.mu.Lock()
-	for _, t := range o.Tracks {
-		p.sources[t.ID] = t.Source
+	if err := checkOffer(o); err != nil {
+		return err
 	}
-	p.mu.Unlock()
-	if n := sendingTracks(o.SDP); n > MaxTracksPerParticipant {
-		return fmt.Errorf("the offer sends %d tracks, at most %d per participant: offer refused, nothing changed", n, MaxTracksPerParticipant)
+	sources := make(map[string]string, len(o.Tracks))
+	for _, t := range o.Tracks {
+		sources[t.ID] = t.Source
 	}
 	pub, err := p.publishPC()
 	if err != nil {
 		return err
 	}
+	// The offer names the sources of the tracks it sends now: those of an
+	// earlier offer are gone or named again.
+	p.mu.Lock()
+	p.sources = sources
+	p.mu.Unlock()
 	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}); err != nil {
 		return fmt.Errorf("set offer: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v2"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 
 	"meeting.dev/meeting/media/client"
@@ -25,9 +26,19 @@ type rawConn struct {
 	ws *websocket.Conn
 }
 
+// originOf is the Origin header a browser on the page of the signalling
+// URL u would send: u's scheme as http(s), host and port.
+func originOf(u string) http.Header {
+	o, err := client.OriginOf(u)
+	if err != nil {
+		panic(err)
+	}
+	return http.Header{"Origin": {o}}
+}
+
 func dialRaw(t *testing.T, ctx context.Context, url string) *rawConn {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, originOf(url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +154,7 @@ func TestRefusalsInOrderOriginDrainingToken(t *testing.T) {
 	if got := status("https://evil.example"); got != http.StatusForbidden {
 		t.Fatalf("draining, bad origin: %d, want 403", got)
 	}
-	if got := status(""); got != http.StatusServiceUnavailable {
+	if got := status(originOf(s.url).Get("Origin")); got != http.StatusServiceUnavailable {
 		t.Fatalf("draining, bad token: %d, want 503", got)
 	}
 }
@@ -164,7 +175,10 @@ func TestSameOrigin(t *testing.T) {
 		{"http://meet.example.org", "meet.example.org", true, "", false},       // scheme differs (TLS)
 		{"http://meet.example.org", "meet.example.org", false, "https", false}, // scheme differs (proxy)
 		{"https://meet.example.org", "meet.example.org", false, "https", true},
-		{"https://meet.example.org", "meet.example.org", false, "", true}, // scheme unknown: port 443 on both
+		{"https://meet.example.org", "meet.example.org", false, "", false}, // plain HTTP, no proxy header: http
+		{"http://meet.example.org", "meet.example.org", false, "", true},
+		{"http://meet.example.org", "meet.example.org", false, "http", true},
+		{"https://meet.example.org", "meet.example.org", false, "gopher", false},
 		{"http://meet.example.org:443", "meet.example.org", false, "", false},
 		{"https://other.example.org", "meet.example.org", true, "", false},
 		{"null", "meet.example.org", false, "", false},
@@ -206,7 +220,11 @@ func TestSendingTracks(t *testing.T) {
 		{head + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n" + sec("video", "9", "sendonly"), 1},
 		{head + strings.Repeat(sec("video", "9", "sendonly"), 5), 5},
 	} {
-		if got := sendingTracks(tc.sdp); got != tc.want {
+		var d sdp.SessionDescription
+		if err := d.UnmarshalString(tc.sdp); err != nil {
+			t.Fatalf("%v:\n%s", err, tc.sdp)
+		}
+		if got := sendingTracks(&d); got != tc.want {
 			t.Errorf("sendingTracks = %d, want %d:\n%s", got, tc.want, tc.sdp)
 		}
 	}

@@ -127,53 +127,53 @@ func (s *SFU) Ready() bool {
 	return !s.draining && !s.closed
 }
 
-// checkOrigin accepts requests without Origin (non-browser clients), from
-// an allowed origin, or from the same origin: the same host and port and,
-// when the request's scheme is known (TLS, or X-Forwarded-Proto from a
-// proxy), the same scheme.
+// checkOrigin accepts a request from an allowed origin or from the same
+// origin (scheme, host and port). A request without Origin is refused
+// unless Config.AllowNoOrigin is set or AllowedOrigins holds "*": every
+// browser sends Origin on a WebSocket upgrade, and our Go client sends the
+// signalling URL's.
 func (s *SFU) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
 	for _, o := range s.cfg.AllowedOrigins {
-		if o == "*" || strings.EqualFold(o, origin) {
+		if o == "*" || (origin != "" && strings.EqualFold(o, origin)) {
 			return true
 		}
+	}
+	if origin == "" {
+		return s.cfg.AllowNoOrigin
 	}
 	return sameOrigin(origin, r)
 }
 
 // sameOrigin reports whether origin names the scheme, host and port r was
-// sent to; a port left out is the scheme's default.
+// sent to; a port left out is the scheme's default. The request's scheme
+// is https when the server terminated TLS, else X-Forwarded-Proto's when a
+// proxy sent one, else http.
 func sameOrigin(origin string, r *http.Request) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return false
 	}
 	scheme := requestScheme(r)
-	if scheme != "" && scheme != u.Scheme {
+	if scheme != u.Scheme {
 		return false
-	}
-	if scheme == "" {
-		scheme = u.Scheme
 	}
 	oh, op := hostPort(u.Host, u.Scheme)
 	rh, rp := hostPort(r.Host, scheme)
 	return strings.EqualFold(oh, rh) && op == rp
 }
 
-// requestScheme is "https" or "http" when r says which, else "".
+// requestScheme is "https" when r came over TLS, else the scheme a proxy
+// named in X-Forwarded-Proto (http or https), else "http".
 func requestScheme(r *http.Request) string {
 	if r.TLS != nil {
 		return "https"
 	}
 	p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
-	switch p = strings.ToLower(strings.TrimSpace(p)); p {
-	case "http", "https":
+	if p = strings.ToLower(strings.TrimSpace(p)); p == "https" {
 		return p
 	}
-	return ""
+	return "http"
 }
 
 // hostPort splits host[:port], giving the scheme's default port when none

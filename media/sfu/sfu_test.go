@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -340,7 +341,10 @@ func TestTokensRefused(t *testing.T) {
 		}
 		return testKey, nil
 	}})
-	forged, _ := token.Mint([]byte("some other key, also 32 bytes.."), token.Claims{Room: "the-room", User: "x"}, time.Hour)
+	forged, err := token.Mint([]byte("some other key, also 32 bytes..."), token.Claims{Room: "the-room", User: "x"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	expired, _ := token.Mint(testKey, token.Claims{Room: "the-room", User: "x", IssuedAt: now.Add(-2 * time.Hour)}, time.Hour)
 	wrongRoom, _ := token.Mint(testKey, token.Claims{Room: "another-room", User: "x"}, time.Hour)
 	for _, tc := range []struct{ name, tok string }{
@@ -501,7 +505,8 @@ func TestOriginChecked(t *testing.T) {
 	}{
 		{"https://evil.example", false},
 		{"https://meet.example.org", true},
-		{"", true}, // non-browser clients send no Origin
+		{"", true}, // the client sends the URL's origin: the same origin
+		{"https" + strings.TrimSuffix(strings.TrimPrefix(s.url, "ws"), "/ws"), false}, // the same host and port, another scheme
 	} {
 		c, err := client.Join(ctx, client.Options{URL: s.url, Token: mint(t, "room-o", "u"), Origin: tc.origin})
 		if (err == nil) != tc.ok {
@@ -515,11 +520,45 @@ func TestOriginChecked(t *testing.T) {
 	}
 }
 
+// A request without Origin is refused (403) unless the SFU accepts
+// non-browser clients without one, or any origin.
+func TestMissingOriginRefusedByDefault(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want int // HTTP status; 101 for the upgrade
+	}{
+		{"default", Config{}, http.StatusForbidden},
+		{"allowed origins", Config{AllowedOrigins: []string{"https://meet.example.org"}}, http.StatusForbidden},
+		{"allow no origin", Config{AllowNoOrigin: true}, http.StatusSwitchingProtocols},
+		{"any origin", Config{AllowedOrigins: []string{"*"}}, http.StatusSwitchingProtocols},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startSFU(t, tc.cfg)
+			for i, u := range []string{s.url, s.url + "?token=" + mint(t, "room-n", "u")} {
+				way := []string{"join message", "token in the URL"}[i]
+				ws, resp, err := websocket.DefaultDialer.DialContext(ctx, u, nil)
+				if ws != nil {
+					ws.Close()
+				}
+				if resp == nil {
+					t.Fatalf("dial (%s): %v", way, err)
+				}
+				if resp.StatusCode != tc.want {
+					t.Errorf("no Origin, %s: HTTP %d, want %d", way, resp.StatusCode, tc.want)
+				}
+			}
+		})
+	}
+}
+
 func TestBadMessagesAfterJoinAnsweredWithErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := startSFU(t, Config{})
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, s.url+"?token="+mint(t, "room-b", "u"), nil)
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, s.url+"?token="+mint(t, "room-b", "u"), originOf(s.url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,7 +679,7 @@ func TestPublicIPAnnounced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := startSFU(t, Config{PublicIPs: []string{"192.0.2.10"}})
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, s.url+"?token="+mint(t, "room-p", "u"), nil)
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, s.url+"?token="+mint(t, "room-p", "u"), originOf(s.url))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,15 @@ const (
 	MaxTracks = 8
 	// MaxChatText is the largest chat text, in bytes.
 	MaxChatText = 4096
+	// MaxTrackID is the longest track id of an offer's tracks, in bytes:
+	// an msid's id is 1 to 64 characters (RFC 8830).
+	MaxTrackID = 64
+	// MaxToken is the longest join token accepted, in bytes.
+	MaxToken = 4096
+	// MaxCandidate is the longest candidate line of a Candidate, in bytes.
+	MaxCandidate = 1024
+	// MaxCandidateField is the longest sdpMid or usernameFragment, in bytes.
+	MaxCandidateField = 256
 )
 
 // Message is one signalling message: every type below implements it.
@@ -264,7 +273,7 @@ func newMessage(t string) (Message, error) {
 	case TypeError:
 		return &Error{}, nil
 	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownType, t)
+	return nil, fmt.Errorf("%w %.40q", ErrUnknownType, t)
 }
 
 // Decode parses one message and checks it. It returns a value (not a
@@ -335,6 +344,9 @@ func validate(m Message) error {
 		if v.Token == "" {
 			return errors.New("token is required")
 		}
+		if len(v.Token) > MaxToken {
+			return fmt.Errorf("token exceeds %d bytes", MaxToken)
+		}
 	case Offer:
 		if v.SDP == "" {
 			return errors.New("sdp is required")
@@ -349,8 +361,11 @@ func validate(m Message) error {
 			if t.ID == "" {
 				return errors.New("track id is required")
 			}
+			if len(t.ID) > MaxTrackID {
+				return fmt.Errorf("track id of %d bytes exceeds %d", len(t.ID), MaxTrackID)
+			}
 			if !ValidSource(t.Source) {
-				return fmt.Errorf("track %q: source %q is not audio, camera or screen", t.ID, t.Source)
+				return fmt.Errorf("track %q: source %.20q is not audio, camera or screen", t.ID, t.Source)
 			}
 		}
 	case Answer:
@@ -362,7 +377,15 @@ func validate(m Message) error {
 		}
 	case Candidate:
 		if v.Target != TargetPublish && v.Target != TargetSubscribe {
-			return fmt.Errorf("target %q is not publish or subscribe", v.Target)
+			return fmt.Errorf("target %.20q is not publish or subscribe", v.Target)
+		}
+		if len(v.Candidate.Candidate) > MaxCandidate {
+			return fmt.Errorf("candidate exceeds %d bytes", MaxCandidate)
+		}
+		for name, f := range map[string]*string{"sdpMid": v.Candidate.SDPMid, "usernameFragment": v.Candidate.UsernameFragment} {
+			if f != nil && len(*f) > MaxCandidateField {
+				return fmt.Errorf("%s exceeds %d bytes", name, MaxCandidateField)
+			}
 		}
 	case Ending:
 		if v.ClosesAt.IsZero() {

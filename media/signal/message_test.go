@@ -3,6 +3,7 @@ package signal
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -69,6 +70,11 @@ func TestDecodeRefuses(t *testing.T) {
 		{`{"type":"ending","remaining_ms":5}`, false},
 		{`{"type":"ending","closes_at":"2026-01-01T00:05:00Z","remaining_ms":-1}`, false},
 		{`{"type":"ending","closes_at":"soon","remaining_ms":1}`, false},
+		{`{"type":"offer","sdp":"v=0","tracks":[{"id":"` + strings.Repeat("a", MaxTrackID+1) + `","source":"audio"}]}`, false},
+		{`{"type":"join","token":"` + strings.Repeat("a", MaxToken+1) + `"}`, false},
+		{`{"type":"candidate","target":"publish","candidate":{"candidate":"` + strings.Repeat("a", MaxCandidate+1) + `"}}`, false},
+		{`{"type":"candidate","target":"publish","candidate":{"candidate":"c","sdpMid":"` + strings.Repeat("a", MaxCandidateField+1) + `"}}`, false},
+		{`{"type":"candidate","target":"publish","candidate":{"candidate":"c","usernameFragment":"` + strings.Repeat("a", MaxCandidateField+1) + `"}}`, false},
 	} {
 		_, err := Decode([]byte(tc.in))
 		if err == nil {
@@ -104,6 +110,12 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"error","code":"x","message":"y"}`,
 		`{"type":"joined","room":"r","you":{"id":"i"},"participants":[],"tracks":[]}`,
 		`{"type":1}`, `null`, ``,
+		`{"type":"offer","sdp":"garbage","tracks":[{"id":"` + strings.Repeat("x", MaxTrackID) + `","source":"screen"},{"id":"b","source":"audio"}]}`,
+		`{"type":"offer","sdp":"v=0","tracks":[{"id":"` + strings.Repeat("x", MaxTrackID+1) + `","source":"camera"}]}`,
+		`{"type":"offer","sdp":"v=0","tracks":[` + strings.Repeat(`{"id":"a","source":"audio"},`, MaxTracks) + `{"id":"a","source":"audio"}]}`,
+		`{"type":"join","token":"` + strings.Repeat("t", MaxToken) + `"}`,
+		`{"type":"candidate","target":"subscribe","candidate":{"candidate":"` + strings.Repeat("c", MaxCandidate) + `","usernameFragment":"` + strings.Repeat("u", MaxCandidateField) + `"}}`,
+		`{"type":"offer","SDP":"v=0","Tracks":[{"ID":"a","Source":"camera"}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -111,6 +123,10 @@ func FuzzDecode(f *testing.F) {
 		m, err := Decode(b)
 		if err != nil {
 			return
+		}
+		// Whatever decodes keeps the limits, whatever the JSON looked like.
+		if err := checkLimits(m); err != nil {
+			t.Fatalf("Decode(%q) = %#v beyond the limits: %v", b, m, err)
 		}
 		// Whatever decodes encodes, and decodes again to the same value.
 		out, err := Encode(m)
@@ -125,6 +141,38 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("type changed: %s -> %s", m.MessageType(), again.MessageType())
 		}
 	})
+}
+
+// checkLimits restates the limits on what clients send, independently of
+// validate, for the fuzz test.
+func checkLimits(m Message) error {
+	switch v := m.(type) {
+	case Join:
+		if v.Token == "" || len(v.Token) > MaxToken {
+			return fmt.Errorf("token of %d bytes", len(v.Token))
+		}
+	case Offer:
+		if v.SDP == "" || len(v.SDP) > MaxSDPSize || len(v.Tracks) > MaxTracks {
+			return fmt.Errorf("sdp of %d bytes, %d tracks", len(v.SDP), len(v.Tracks))
+		}
+		for _, tr := range v.Tracks {
+			if tr.ID == "" || len(tr.ID) > MaxTrackID || !ValidSource(tr.Source) {
+				return fmt.Errorf("track %q source %q", tr.ID, tr.Source)
+			}
+		}
+	case Answer:
+		if v.SDP == "" || len(v.SDP) > MaxSDPSize {
+			return fmt.Errorf("sdp of %d bytes", len(v.SDP))
+		}
+	case Candidate:
+		c := v.Candidate
+		if v.Target != TargetPublish && v.Target != TargetSubscribe || len(c.Candidate) > MaxCandidate ||
+			c.SDPMid != nil && len(*c.SDPMid) > MaxCandidateField ||
+			c.UsernameFragment != nil && len(*c.UsernameFragment) > MaxCandidateField {
+			return fmt.Errorf("candidate %+v", v)
+		}
+	}
+	return nil
 }
 
 func TestTimesInMilliseconds(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 var (
 	// ErrNoKey means the key was empty: no token is ever valid without one.
 	ErrNoKey = errors.New("token: empty key")
+	// ErrShortKey means the key has fewer than MinKeySize bytes.
+	ErrShortKey = fmt.Errorf("token: key shorter than %d bytes", MinKeySize)
 	// ErrInvalid means the token is malformed, not HS256 or not signed with the key.
 	ErrInvalid = errors.New("token: invalid")
 	// ErrExpired means the token's exp is not after the verification time.
@@ -47,10 +49,26 @@ type jwtClaims struct {
 	jwt.RegisteredClaims
 }
 
+// MinKeySize is the fewest bytes a room's key may have: HS256 keys shorter
+// than the hash (32 bytes) weaken it (RFC 7518, section 3.2).
+const MinKeySize = 32
+
+// checkKey refuses an empty key (ErrNoKey) and a short one (ErrShortKey).
+func checkKey(key []byte) error {
+	switch {
+	case len(key) == 0:
+		return ErrNoKey
+	case len(key) < MinKeySize:
+		return fmt.Errorf("%w: it has %d", ErrShortKey, len(key))
+	}
+	return nil
+}
+
 // Mint returns a token for c valid for ttl from c.IssuedAt (or from now).
+// The key must have at least MinKeySize bytes.
 func Mint(key []byte, c Claims, ttl time.Duration) (string, error) {
-	if len(key) == 0 {
-		return "", ErrNoKey
+	if err := checkKey(key); err != nil {
+		return "", err
 	}
 	if c.Room == "" || c.User == "" {
 		return "", errors.New("token: room and user are required")
@@ -101,7 +119,8 @@ func Verify(key []byte, tok, room string, now time.Time) (Claims, error) {
 // refused with ErrNoRoom wrapping that error. When room is not empty, a
 // token of another room is refused with ErrWrongRoom before keys is asked.
 //
-// The checks: HS256 under the room's key; room and sub present; exp
+// The checks: HS256 under the room's key, which must have at least
+// MinKeySize bytes (else ErrNoKey or ErrShortKey); room and sub present; exp
 // present and after now; iat present, at most ClockSkew after now, and at
 // most MaxLifetime before exp; nbf, when present, not after now.
 func VerifyWith(keys func(room string) ([]byte, error), tok, room string, now time.Time) (Claims, error) {
@@ -124,15 +143,14 @@ func VerifyWith(keys func(room string) ([]byte, error), tok, room string, now ti
 			return nil, keyErr
 		}
 		key, err := keys(c.Room)
-		switch {
-		case err != nil:
+		if err != nil {
 			keyErr = fmt.Errorf("%w: room %q: %w", ErrNoRoom, c.Room, err)
-		case len(key) == 0:
-			keyErr = ErrNoKey
-		default:
-			return key, nil
+			return nil, keyErr
 		}
-		return nil, keyErr
+		if keyErr = checkKey(key); keyErr != nil {
+			return nil, keyErr
+		}
+		return key, nil
 	})
 	switch {
 	case keyErr != nil:

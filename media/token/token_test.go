@@ -71,6 +71,31 @@ func TestMintVerify(t *testing.T) {
 	}
 }
 
+// Keys shorter than 32 bytes neither mint nor verify tokens.
+func TestShortKeysRefused(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, key := range [][]byte{[]byte("k"), []byte(strings.Repeat("k", MinKeySize-1))} {
+		if _, err := Mint(key, Claims{Room: "r", User: "u", IssuedAt: now}, time.Minute); !errors.Is(err, ErrShortKey) {
+			t.Errorf("Mint with a %d-byte key: %v, want ErrShortKey", len(key), err)
+		}
+		// A token signed with the short key by hand is refused too.
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{Room: "r", RegisteredClaims: jwt.RegisteredClaims{
+			Subject: "u", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Minute))}}).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Verify(key, tok, "r", now); !errors.Is(err, ErrShortKey) {
+			t.Errorf("Verify with a %d-byte key: %v, want ErrShortKey", len(key), err)
+		}
+		if _, err := VerifyWith(func(string) ([]byte, error) { return key, nil }, tok, "", now); !errors.Is(err, ErrShortKey) {
+			t.Errorf("VerifyWith a %d-byte key: %v, want ErrShortKey", len(key), err)
+		}
+	}
+	if _, err := Mint([]byte(strings.Repeat("k", MinKeySize)), Claims{Room: "r", User: "u"}, time.Minute); err != nil {
+		t.Errorf("Mint with a %d-byte key: %v", MinKeySize, err)
+	}
+}
+
 func TestVerifyWithLooksUpTheTokensRoom(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	keys := map[string][]byte{
