@@ -226,7 +226,7 @@ func TestJoinSignalURL(t *testing.T) {
 			}
 		})
 	}
-	h.rooms.set(meeting.Room{SignalURL: "wss://sfu.example/x", TokenKey: []byte("k")}, nil, meeting.RoomStatus{Ready: true})
+	h.rooms.set(meeting.Room{SignalURL: "wss://sfu.example/x", TokenKey: []byte(strings.Repeat("k", 32))}, nil, meeting.RoomStatus{Ready: true})
 	r := h.join(h.bob, body)
 	var j joinReply
 	h.decode(r, &j)
