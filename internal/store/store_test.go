@@ -70,6 +70,33 @@ func TestUsers(t *testing.T) {
 	})
 }
 
+// A password change increments the token generation, in the same UPDATE as
+// the hash; the re-hash of a login (SetPassword) does not.
+func TestTokenGeneration(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		u := mustUser(t, s, "alice")
+		if u.TokenGeneration != 0 {
+			t.Fatalf("new user's generation = %d, want 0", u.TokenGeneration)
+		}
+		if err := s.SetPassword(ctx, u.ID, "rehash"); err != nil {
+			t.Fatal(err)
+		}
+		for want := uint64(1); want <= 2; want++ {
+			gen, err := s.ChangePassword(ctx, u.ID, fmt.Sprintf("hash-%d", want))
+			if err != nil || gen != want {
+				t.Fatalf("ChangePassword = %d, %v; want %d", gen, err, want)
+			}
+			got, err := s.UserByID(ctx, u.ID)
+			if err != nil || got.TokenGeneration != want || got.PasswordHash != fmt.Sprintf("hash-%d", want) {
+				t.Fatalf("after change %d: %+v, %v", want, got, err)
+			}
+		}
+		if _, err := s.ChangePassword(ctx, 999999, "x"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("ChangePassword of unknown user: %v", err)
+		}
+	})
+}
+
 // The store applies no user scoping: it finds, changes and deletes any
 // meeting, and answers who takes part; the service decides who may.
 func TestMeetingRows(t *testing.T) {
@@ -312,7 +339,7 @@ func TestSeedDatabaseUpgrades(t *testing.T) {
 	}
 	defer s.Close()
 	root, err := s.UserByName(ctx, "root")
-	if err != nil || root.ID != 1 || root.PasswordHash != "8017d0408f41b75489701e3fb1c3e773" {
+	if err != nil || root.ID != 1 || root.PasswordHash != "8017d0408f41b75489701e3fb1c3e773" || root.TokenGeneration != 0 {
 		t.Fatalf("seed user after migration: %+v, %v", root, err)
 	}
 	m, err := s.Meeting(ctx, "5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11")

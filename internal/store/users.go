@@ -50,7 +50,8 @@ func (s *Store) UserByID(ctx context.Context, id uint64) (meeting.Account, error
 	return accountOut(u), nil
 }
 
-// SetPassword replaces a user's password hash.
+// SetPassword replaces a user's password hash and nothing else: the
+// re-hash of a seed md5 password at login, which must not revoke tokens.
 func (s *Store) SetPassword(ctx context.Context, id uint64, passwordHash string) error {
 	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Update("password", passwordHash)
 	if res.Error != nil {
@@ -60,4 +61,30 @@ func (s *Store) SetPassword(ctx context.Context, id uint64, passwordHash string)
 		return fmt.Errorf("user %d: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// ChangePassword sets a user's password hash and increments its token
+// generation in one UPDATE, so that every API token issued before is
+// refused; it returns the new generation.
+func (s *Store) ChangePassword(ctx context.Context, id uint64, passwordHash string) (uint64, error) {
+	var gen uint64
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&User{}).Where("id = ?", id).Updates(map[string]any{
+			"password":         passwordHash,
+			"token_generation": gorm.Expr("token_generation + 1"),
+		})
+		if res.Error != nil {
+			return fmt.Errorf("change password: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("user %d: %w", id, ErrNotFound)
+		}
+		var u User
+		if err := tx.Select("token_generation").Take(&u, id).Error; err != nil {
+			return fmt.Errorf("change password: %w", err)
+		}
+		gen = u.TokenGeneration
+		return nil
+	})
+	return gen, err
 }
