@@ -221,8 +221,13 @@ func serveAPI(ctx context.Context, cfg apiConfig, log *slog.Logger, stdout io.Wr
 		log.Info("meetings scheduled", "count", n, "rooms_open", media.Open())
 	}
 	gin.SetMode(gin.ReleaseMode)
+	// The API's limiters forget idle keys in the background until ctx ends.
+	throttle := auth.NewLoginThrottle(auth.LoginThrottleConfig{}, nil)
+	joins := server.NewJoinLimiter(nil)
+	go throttle.Run(ctx)
+	go joins.Run(ctx)
 	api, err := server.New(server.Config{Accounts: st, Meetings: meetings, Tokens: tokens, Hasher: hasher, Log: log,
-		Registry: reg, TrustedProxies: proxies})
+		Registry: reg, TrustedProxies: proxies, LoginThrottle: throttle, JoinLimiter: joins})
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,9 @@ import (
 const (
 	defaultPageSize  = 20
 	minPasswordBytes = 8
+	// maxUsernameBytes is the longest username (ASCII), checked before
+	// anything else looks at it.
+	maxUsernameBytes = 100
 )
 
 var (
@@ -114,7 +117,7 @@ func parseCredentials(body io.Reader, forRegister bool) (credentials, error) {
 	if in.Username == "" || in.Password == "" {
 		return in, badRequest("username and password are required")
 	}
-	if !usernameRegex.MatchString(strings.ToLower(in.Username)) {
+	if len(in.Username) > maxUsernameBytes || !usernameRegex.MatchString(strings.ToLower(in.Username)) {
 		return in, badRequest("username must be 3 to 100 characters: letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	if len(in.Password) > auth.MaxPasswordBytes {

@@ -28,7 +28,12 @@ type Accounts interface {
 	CreateUser(ctx context.Context, username, passwordHash string) (meeting.Account, error)
 	UserByName(ctx context.Context, username string) (meeting.Account, error)
 	UserByID(ctx context.Context, id uint64) (meeting.Account, error)
+	// SetPassword replaces a password hash without revoking tokens (the
+	// re-hash of a seed password at login).
 	SetPassword(ctx context.Context, id uint64, passwordHash string) error
+	// ChangePassword replaces a password hash and increments the token
+	// generation, revoking older tokens; it returns the new generation.
+	ChangePassword(ctx context.Context, id uint64, passwordHash string) (uint64, error)
 }
 
 // Config holds the API's dependencies and limits.
@@ -41,11 +46,17 @@ type Config struct {
 	Log      *slog.Logger
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
-	// LoginLimiter limits login attempts per client address and per username.
-	LoginLimiter *auth.Limiter
+	// LoginThrottle limits login attempts and password changes per client
+	// address and username and per address, and slows attempts at a
+	// username that failed often; auth.DefaultLoginThrottle when nil.
+	LoginThrottle *auth.LoginThrottle
 	// JoinLimiter limits joins per user; a burst of 10, then one every 3 s
 	// when nil.
 	JoinLimiter *auth.Limiter
+	// The limiters forget idle keys in the background only while their Run
+	// runs: the caller makes them, starts `go l.Run(ctx)` for each, and
+	// passes them in. Those made here when nil forget idle keys only as
+	// they are used.
 	// TrustedProxies (addresses or CIDRs) may set X-Forwarded-For,
 	// X-Forwarded-Proto and X-Forwarded-Host; none by default.
 	TrustedProxies []string
@@ -62,7 +73,7 @@ type API struct {
 	tokens      *auth.Tokens
 	hasher      auth.Hasher
 	log         *slog.Logger
-	limiter     *auth.Limiter
+	throttle    *auth.LoginThrottle
 	joinLimiter *auth.Limiter
 	proxies     []netip.Prefix
 	now         func() time.Time
@@ -80,11 +91,11 @@ func New(cfg Config) (*gin.Engine, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.LoginLimiter == nil {
-		cfg.LoginLimiter = auth.NewLimiter(10, 6*time.Second, cfg.Now)
+	if cfg.LoginThrottle == nil {
+		cfg.LoginThrottle = auth.NewLoginThrottle(auth.LoginThrottleConfig{}, cfg.Now)
 	}
 	if cfg.JoinLimiter == nil {
-		cfg.JoinLimiter = auth.NewLimiter(10, 3*time.Second, cfg.Now)
+		cfg.JoinLimiter = NewJoinLimiter(cfg.Now)
 	}
 	proxies, err := parseProxies(cfg.TrustedProxies)
 	if err != nil {
@@ -97,7 +108,7 @@ func New(cfg Config) (*gin.Engine, error) {
 		return nil, err
 	}
 	a := &API{accounts: cfg.Accounts, meetings: cfg.Meetings, tokens: cfg.Tokens, hasher: cfg.Hasher, log: cfg.Log,
-		limiter: cfg.LoginLimiter, joinLimiter: cfg.JoinLimiter, proxies: proxies, now: cfg.Now, dummyHash: dummy}
+		throttle: cfg.LoginThrottle, joinLimiter: cfg.JoinLimiter, proxies: proxies, now: cfg.Now, dummyHash: dummy}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -138,6 +149,12 @@ func New(cfg Config) (*gin.Engine, error) {
 	g.DELETE("/meeting/members", a.removeMember)
 	g.POST("/meeting/join", a.join)
 	return r, nil
+}
+
+// NewJoinLimiter is the join limiter by default: per user, a burst of 10,
+// then one every 3 s. now is the clock (time.Now when nil).
+func NewJoinLimiter(now func() time.Time) *auth.Limiter {
+	return auth.NewLimiter(10, 3*time.Second, now)
 }
 
 func (a *API) ready(c *gin.Context) {
