@@ -224,10 +224,12 @@ func serveAPI(ctx context.Context, cfg apiConfig, log *slog.Logger, stdout io.Wr
 	// The API's limiters forget idle keys in the background until ctx ends.
 	throttle := auth.NewLoginThrottle(auth.LoginThrottleConfig{}, nil)
 	joins := server.NewJoinLimiter(nil)
+	registrations := server.NewRegisterLimiter(nil)
 	go throttle.Run(ctx)
 	go joins.Run(ctx)
+	go registrations.Run(ctx)
 	api, err := server.New(server.Config{Accounts: st, Meetings: meetings, Tokens: tokens, Hasher: hasher, Log: log,
-		Registry: reg, TrustedProxies: proxies, LoginThrottle: throttle, JoinLimiter: joins})
+		Registry: reg, TrustedProxies: proxies, LoginThrottle: throttle, JoinLimiter: joins, RegisterLimiter: registrations})
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,9 @@ type harnessOptions struct {
 	// attempts a minute per address and user, 1,000 per address and 1,000
 	// failures per user, so that tests are not throttled by accident.
 	throttle *auth.LoginThrottleConfig
+	// register is the registration limiter; by default 10,000 per address
+	// and 1,000 a second.
+	register *auth.Limiter
 	// trustedProxies are the API's TrustedProxies.
 	trustedProxies []string
 }
@@ -84,9 +87,12 @@ func newHarnessWith(t testing.TB, st *store.Store, o harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	h.throttle = auth.NewLoginThrottle(*o.throttle, h.clock)
+	if o.register == nil {
+		o.register = auth.NewLimiter(10_000, time.Millisecond, h.clock)
+	}
 	h.engine, err = New(Config{Accounts: st, Meetings: svc, Tokens: h.tokens, Hasher: auth.Hasher{Cost: bcrypt.MinCost},
 		Log: log, Registry: prometheus.NewRegistry(), Now: h.clock,
-		LoginThrottle: h.throttle, TrustedProxies: o.trustedProxies})
+		LoginThrottle: h.throttle, RegisterLimiter: o.register, TrustedProxies: o.trustedProxies})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,3 +129,20 @@ func (h *harness) login(name, password string) string {
 	h.decode(r, &tok)
 	return tok.Token
 }
+
+// Registrations are limited per address: each costs a bcrypt hash, and a
+// 409 tells that a name is taken.
+func TestRegistrationIsRateLimited(t *testing.T) {
+	h := newHarnessWith(t, storetest.Open(t, "sqlite"), harnessOptions{register: auth.NewLimiter(3, time.Minute, nil)})
+	h.expect(h.do("POST", "/user/register", "", credentials{"alice", "password-alice"}), 200, "")
+	h.expect(h.do("POST", "/user/register", "", credentials{"alice", "password-alice"}), 409, "taken")
+	h.expect(h.do("POST", "/user/register", "", credentials{"bob", "password-bob"}), 200, "")
+	r := h.do("POST", "/user/register", "", credentials{"carol", "password-carol"})
+	h.expect(r, 429, "too many registrations")
+	if got := r.Header.Get("Retry-After"); got != "60" {
+		t.Errorf("Retry-After = %q, want 60", got)
+	}
+	// Invalid input is refused before it costs anything.
+	h.expect(h.do("POST", "/user/register", "", credentials{"c", "password-carol"}), 400, "username must be")
+	h.expect(h.doWith("POST", "/user/register", "", credentials{"carol", "password-carol"}, from("198.51.100.7:1")), 200, "")
+}

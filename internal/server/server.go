@@ -53,6 +53,9 @@ type Config struct {
 	// JoinLimiter limits joins per user; a burst of 10, then one every 3 s
 	// when nil.
 	JoinLimiter *auth.Limiter
+	// RegisterLimiter limits registrations per client address (each costs
+	// a bcrypt hash); NewRegisterLimiter's when nil.
+	RegisterLimiter *auth.Limiter
 	// The limiters forget idle keys in the background only while their Run
 	// runs: the caller makes them, starts `go l.Run(ctx)` for each, and
 	// passes them in. Those made here when nil forget idle keys only as
@@ -75,6 +78,7 @@ type API struct {
 	log         *slog.Logger
 	throttle    *auth.LoginThrottle
 	joinLimiter *auth.Limiter
+	regLimiter  *auth.Limiter
 	proxies     []netip.Prefix
 	now         func() time.Time
 	dummyHash   string
@@ -97,6 +101,9 @@ func New(cfg Config) (*gin.Engine, error) {
 	if cfg.JoinLimiter == nil {
 		cfg.JoinLimiter = NewJoinLimiter(cfg.Now)
 	}
+	if cfg.RegisterLimiter == nil {
+		cfg.RegisterLimiter = NewRegisterLimiter(cfg.Now)
+	}
 	proxies, err := parseProxies(cfg.TrustedProxies)
 	if err != nil {
 		return nil, fmt.Errorf("trusted proxies: %w", err)
@@ -108,7 +115,7 @@ func New(cfg Config) (*gin.Engine, error) {
 		return nil, err
 	}
 	a := &API{accounts: cfg.Accounts, meetings: cfg.Meetings, tokens: cfg.Tokens, hasher: cfg.Hasher, log: cfg.Log,
-		throttle: cfg.LoginThrottle, joinLimiter: cfg.JoinLimiter, proxies: proxies, now: cfg.Now, dummyHash: dummy}
+		throttle: cfg.LoginThrottle, joinLimiter: cfg.JoinLimiter, regLimiter: cfg.RegisterLimiter, proxies: proxies, now: cfg.Now, dummyHash: dummy}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -155,6 +162,12 @@ func New(cfg Config) (*gin.Engine, error) {
 // then one every 3 s. now is the clock (time.Now when nil).
 func NewJoinLimiter(now func() time.Time) *auth.Limiter {
 	return auth.NewLimiter(10, 3*time.Second, now)
+}
+
+// NewRegisterLimiter is the registration limiter by default: per client
+// address, a burst of 10, then one a minute.
+func NewRegisterLimiter(now func() time.Time) *auth.Limiter {
+	return auth.NewLimiter(10, time.Minute, now)
 }
 
 func (a *API) ready(c *gin.Context) {

@@ -120,7 +120,7 @@ func (a *API) login(c *gin.Context) {
 func (a *API) throttled(c *gin.Context, addr, user, refused string) bool {
 	wait, allowed := a.throttle.Check(addr, user)
 	if !allowed {
-		c.Header("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10))
+		retryAfter(c, wait)
 		fail(c, http.StatusTooManyRequests, refused)
 		return false
 	}
@@ -136,6 +136,11 @@ func (a *API) throttled(c *gin.Context, addr, user, refused string) bool {
 		fail(c, http.StatusServiceUnavailable, "request cancelled")
 		return false
 	}
+}
+
+// retryAfter sets Retry-After to wait in whole seconds, rounded up.
+func retryAfter(c *gin.Context, wait time.Duration) {
+	c.Header("Retry-After", strconv.FormatInt(max(int64(math.Ceil(wait.Seconds())), 1), 10))
 }
 
 // rehashPassword stores a bcrypt hash of password in place of a seed md5
@@ -182,6 +187,13 @@ func (a *API) register(c *gin.Context) {
 	in, err := parseCredentials(c.Request.Body, true)
 	if err != nil {
 		a.failErr(c, err)
+		return
+	}
+	// Each registration costs a bcrypt hash, and a 409 tells whether a
+	// name is taken: both are limited per address.
+	if wait, allowed := a.regLimiter.Take("register:" + c.ClientIP()); !allowed {
+		retryAfter(c, wait)
+		fail(c, http.StatusTooManyRequests, "too many registrations from this address; try again later")
 		return
 	}
 	h, err := a.hasher.Hash(in.Password)
