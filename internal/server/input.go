@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -35,20 +37,79 @@ var (
 
 // decodeJSON reads exactly one JSON object from body into v, refusing
 // unknown fields, and describes what is wrong in words a client can act on.
+//
+// encoding/json alone would take the last of repeated keys, match keys
+// without case ({"name":"a","NAME":"b"} sets name to "b") and replace invalid
+// UTF-8 silently; decodeJSON refuses all three.
 func decodeJSON(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(body) // body is limited by limitBody
+	if err != nil {
+		return describeJSONError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return describeJSONError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return describeJSONError(err)
-		}
 		return badRequest("request body has data after the JSON object")
 	}
+	if err := checkObject(raw); err != nil {
+		return err
+	}
+	if !utf8.Valid(raw) {
+		return badRequest("request body must be valid UTF-8")
+	}
 	return nil
+}
+
+// checkObject walks the keys of the JSON object in raw (which decoded
+// without error): a key may appear once, in any letter case, and each value
+// must be valid UTF-8.
+func checkObject(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil // null: nothing to check
+	}
+	seen := map[string]string{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return badRequest("malformed request body: " + err.Error())
+		}
+		key, _ := t.(string)
+		folded := foldKey(key)
+		if first, dup := seen[folded]; dup {
+			if first == key {
+				return badRequest(fmt.Sprintf("duplicate key %q: send each field once", key))
+			}
+			return badRequest(fmt.Sprintf("duplicate key %q (also sent as %q): send each field once, in lower case", key, first))
+		}
+		seen[folded] = key
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return badRequest("malformed request body: " + err.Error())
+		}
+		if !utf8.Valid(v) {
+			return badRequest(fmt.Sprintf("field %s must be valid UTF-8", key))
+		}
+	}
+	return nil
+}
+
+// foldKey maps s to one representative of the strings encoding/json takes
+// as the same key: each rune becomes the smallest of its case-folding orbit
+// (so "NAME", "name" and "name" with a Kelvin sign for k all fold alike).
+func foldKey(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }
 
 func describeJSONError(err error) error {
