@@ -282,7 +282,7 @@ func parseEdit(body io.Reader) (string, meeting.Change, error) {
 		}
 		out.EndAt = &t
 	}
-	return *in.Identity, out, nil
+	return strings.ToLower(*in.Identity), out, nil
 }
 
 // joinInput is the body of POST /auth/meeting/join.
@@ -295,7 +295,7 @@ func parseJoin(body io.Reader) (string, error) {
 	if err := decodeJSON(body, &in); err != nil {
 		return "", err
 	}
-	return in.Identity, checkIdentity(in.Identity)
+	return strings.ToLower(in.Identity), checkIdentity(in.Identity)
 }
 
 func checkTime(field string, ms int64) (time.Time, error) {
@@ -307,6 +307,8 @@ func checkTime(field string, ms int64) (time.Time, error) {
 	return t, nil
 }
 
+// checkIdentity accepts a UUID in its 36-character form, in any letter
+// case; callers use it lower-cased, as it is stored.
 func checkIdentity(id string) error {
 	if id == "" {
 		return badRequest("identity is required")
@@ -324,7 +326,8 @@ func checkUsername(name string) error {
 	return nil
 }
 
-// checkUsernames validates a list of usernames and drops repeats.
+// checkUsernames validates a list of usernames, lower-cases them (usernames
+// compare without case) and drops repeats.
 func checkUsernames(names []string) ([]string, error) {
 	if len(names) > meeting.MaxParticipants {
 		return nil, badRequest(fmt.Sprintf("at most %d participants", meeting.MaxParticipants))
@@ -335,8 +338,9 @@ func checkUsernames(names []string) ([]string, error) {
 		if err := checkUsername(n); err != nil {
 			return nil, err
 		}
-		if !seen[strings.ToLower(n)] {
-			seen[strings.ToLower(n)] = true
+		n = strings.ToLower(n)
+		if !seen[n] {
+			seen[n] = true
 			out = append(out, n)
 		}
 	}

@@ -66,3 +66,30 @@ func testFoldKeyOff(t *testing.T) {
 		t.Error("different keys fold alike")
 	}
 }
+
+// Usernames compare without case and identities are UUIDs in any case, on
+// SQLite as on MySQL.
+func TestNamesAndIdentitiesCompareWithoutCase(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, h *harness) {
+		alice := h.user("alice")
+		bob := h.user("bob")
+		h.user("carol")
+		begin := h.clock().Add(time.Hour)
+		m := h.create(alice, map[string]any{"name": "x", "begin_at": ms(begin), "end_at": ms(begin.Add(time.Hour)),
+			"participants": []string{"BOB", "Bob"}})
+		upper := strings.ToUpper(m.Identity)
+		h.expect(h.do("GET", "/auth/meeting/get?identity="+upper, bob, nil), 200, "")
+		h.expect(h.do("POST", "/auth/meeting/members", alice, map[string]any{"identity": upper, "usernames": []string{"CaRoL"}}), 200, "")
+		r := h.do("GET", "/auth/meeting/members?identity="+upper, alice, nil)
+		h.expect(r, 200, "")
+		if !strings.Contains(r.Raw, `"username":"bob"`) || !strings.Contains(r.Raw, `"username":"carol"`) {
+			t.Errorf("members: %s", r.Raw)
+		}
+		h.expect(h.do("PUT", "/auth/meeting/edit", alice, map[string]any{"identity": upper, "name": "y"}), 200, "")
+		h.expect(h.do("DELETE", "/auth/meeting/members?identity="+upper+"&username=CAROL", alice, nil), 200, "")
+		h.expect(h.do("POST", "/auth/meeting/join", bob, map[string]any{"identity": upper}), 409, "")
+		h.expect(h.do("POST", "/user/login", "", credentials{"ALICE", "password-alice"}), 200, "")
+		h.expect(h.do("DELETE", "/auth/meeting/delete?identity="+upper, alice, nil), 200, "")
+		h.expect(h.do("GET", "/auth/meeting/get?identity="+m.Identity, alice, nil), 404, "")
+	})
+}

@@ -70,6 +70,37 @@ func TestUsers(t *testing.T) {
 	})
 }
 
+// Usernames and identities compare without case on every dialect.
+func TestNamesCompareWithoutCase(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		u := mustUser(t, s, "Alice")
+		if u.Username != "alice" {
+			t.Errorf("username stored as %q, want lower case", u.Username)
+		}
+		for _, n := range []string{"alice", "ALICE", "aLiCe"} {
+			if got, err := s.UserByName(ctx, n); err != nil || got.ID != u.ID {
+				t.Errorf("UserByName(%q) = %+v, %v", n, got, err)
+			}
+		}
+		if ids, err := s.UserIDs(ctx, []string{"ALICE", "alice"}); err != nil || len(ids) != 2 || ids[0] != u.ID || ids[1] != u.ID {
+			t.Errorf("UserIDs = %v, %v", ids, err)
+		}
+		if _, err := s.CreateUser(ctx, "ALICE", "h"); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("ALICE next to alice: %v, want ErrConflict", err)
+		}
+		m := meeting.Meeting{Identity: "5F0C3C5E-6F55-4A39-9B34-0D6F0A1D2B11", Name: "x", BeginAt: time.Now().UTC().Truncate(time.Second),
+			EndAt: time.Now().UTC().Truncate(time.Second).Add(time.Hour), CreatorID: u.ID}
+		if err := s.CreateMeeting(ctx, &m, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11", "5F0C3C5E-6F55-4A39-9B34-0D6F0A1D2B11"} {
+			if got, err := s.Meeting(ctx, id); err != nil || got.Identity != "5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11" {
+				t.Errorf("Meeting(%q) = %+v, %v", id, got, err)
+			}
+		}
+	})
+}
+
 // A password change increments the token generation, in the same UPDATE as
 // the hash; the re-hash of a login (SetPassword) does not.
 func TestTokenGeneration(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -12,8 +13,12 @@ import (
 
 // CreateUser adds a user with an already hashed password. A taken username
 // (deleted users included) is ErrConflict.
+//
+// Usernames are stored in lower case and every lookup lower-cases the name
+// it is given, so that they compare without case on SQLite as on MySQL,
+// whatever the column's collation.
 func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (meeting.Account, error) {
-	u := User{Username: username, Password: passwordHash}
+	u := User{Username: strings.ToLower(username), Password: passwordHash}
 	err := s.db.WithContext(ctx).Create(&u).Error
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return meeting.Account{}, fmt.Errorf("user %q: %w", username, ErrConflict)
@@ -24,10 +29,11 @@ func (s *Store) CreateUser(ctx context.Context, username, passwordHash string) (
 	return accountOut(u), nil
 }
 
-// UserByName returns the account with that name, or ErrNotFound.
+// UserByName returns the account with that name in any letter case, or
+// ErrNotFound.
 func (s *Store) UserByName(ctx context.Context, username string) (meeting.Account, error) {
 	var u User
-	err := s.db.WithContext(ctx).Where("username = ?", username).Take(&u).Error
+	err := s.db.WithContext(ctx).Where("username = ?", strings.ToLower(username)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return meeting.Account{}, fmt.Errorf("user %q: %w", username, ErrNotFound)
 	}
