@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -92,4 +93,15 @@ func TestNamesAndIdentitiesCompareWithoutCase(t *testing.T) {
 		h.expect(h.do("DELETE", "/auth/meeting/delete?identity="+upper, alice, nil), 200, "")
 		h.expect(h.do("GET", "/auth/meeting/get?identity="+m.Identity, alice, nil), 404, "")
 	})
+}
+
+// Headers too large for the API are answered in the envelope.
+func TestLargeHeadersAnswerInTheEnvelope(t *testing.T) {
+	h := newHarness(t, storetest.Open(t, "sqlite"), nil)
+	big := strings.Repeat("h", 70<<10)
+	r := h.doWith("GET", "/ping", "", nil, func(r *http.Request) { r.Header.Set("X-Big", big) })
+	h.expect(r, 431, "request headers are larger than 65536 bytes")
+	r = h.doWith("GET", "/auth/user/info", "Bearer "+big, nil, nil)
+	h.expect(r, 431, "request headers are larger")
+	h.expect(h.doWith("GET", "/ping", "", nil, func(r *http.Request) { r.Header.Set("X-Big", big[:60<<10]) }), 200, "")
 }

@@ -65,6 +65,11 @@ type Config struct {
 	TrustedProxies []string
 	// MaxBodyBytes caps request bodies; 64 KiB when zero.
 	MaxBodyBytes int64
+	// MaxHeaderBytes caps the request line and headers, answered with 431
+	// in the envelope; 64 KiB when zero. It must stay below the
+	// http.Server's MaxHeaderBytes, over which net/http answers 431 itself
+	// in plain text.
+	MaxHeaderBytes int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -91,6 +96,9 @@ func New(cfg Config) (*gin.Engine, error) {
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 64 << 10
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -126,7 +134,7 @@ func New(cfg Config) (*gin.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Use(m.middleware, a.recover, limitBody(cfg.MaxBodyBytes))
+	r.Use(m.middleware, a.recover, limitHeaders(cfg.MaxHeaderBytes), limitBody(cfg.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path) })
 	r.NoMethod(func(c *gin.Context) {
 		fail(c, http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path)
@@ -196,6 +204,25 @@ func (a *API) recover(c *gin.Context) {
 		}
 	}()
 	c.Next()
+}
+
+// limitHeaders answers 431 in the envelope when the request line and
+// headers together are larger than n bytes (counted as net/http counts them
+// for its own limit, roughly: names, values and separators).
+func limitHeaders(n int) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		size := len(c.Request.Method) + len(c.Request.RequestURI) + len(c.Request.Proto) + len(c.Request.Host) + 4
+		for k, vs := range c.Request.Header {
+			for _, v := range vs {
+				size += len(k) + len(v) + 4
+			}
+		}
+		if size > n {
+			fail(c, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request headers are larger than %d bytes", n))
+			return
+		}
+		c.Next()
+	}
 }
 
 func limitBody(n int64) gin.HandlerFunc {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -400,4 +402,40 @@ func TestSeedDatabaseUpgrades(t *testing.T) {
 		t.Fatalf("second migration: %v", err)
 	}
 	s2.Close()
+}
+
+// meeting.db holds password hashes: it is created 0600, and an existing
+// file (and its WAL) is made 0600.
+func TestSQLiteFileIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	mode := func(p string) os.FileMode {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	s, err := store.Open(ctx, "", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUser(t, s, "alice")
+	db := filepath.Join(dir, "meeting.db")
+	for _, p := range []string{db, db + "-wal", db + "-shm"} {
+		if _, err := os.Stat(p); err == nil && mode(p) != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(p), mode(p))
+		}
+	}
+	s.Close()
+	for _, p := range []string{db, db + "-wal", db + "-shm"} {
+		_ = os.Chmod(p, 0o644)
+	}
+	s, err = store.Open(ctx, "", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if mode(db) != 0o600 {
+		t.Errorf("an existing 0644 meeting.db was left %v", mode(db))
+	}
 }
