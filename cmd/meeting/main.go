@@ -25,6 +25,7 @@ type role struct {
 // roles lists every role by the name given on the command line.
 func roles() map[string]role {
 	return map[string]role{
+		"admin":    {"account maintenance: reset-password USER", runAdmin},
 		"api":      {"REST API against MySQL", runAPI},
 		"operator": {"Kubernetes operator that schedules media for Meetings", runOperator},
 		"sfu":      {"selective forwarding unit of one or more rooms", runSFU},

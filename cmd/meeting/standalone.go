@@ -343,6 +343,9 @@ func randomHex(n int) string {
 func ensureAdmin(ctx context.Context, st *store.Store, hasher auth.Hasher, password string, stdout io.Writer, log *slog.Logger) error {
 	_, err := st.UserByName(ctx, "root")
 	if err == nil {
+		if password != "" {
+			log.Warn("the root account exists already: --admin-password (MEETING_ADMIN_PASSWORD) is ignored; use `meeting admin reset-password root` to change its password")
+		}
 		return nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
