@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,5 +166,26 @@ func TestAPIConfigSecretFiles(t *testing.T) {
 				t.Errorf("validate twice: %v", err)
 			}
 		})
+	}
+}
+
+// The operator's metrics and probes listen on loopback by default, apart
+// from standalone's 8080; the Deployment passes the ports its probes use.
+func TestOperatorEndpointsDefaultToLoopback(t *testing.T) {
+	c := defaultOperatorConfig()
+	for _, a := range []string{c.metricsAddr, c.healthAddr} {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host != "127.0.0.1" || port == "8080" {
+			t.Errorf("default address %q: want loopback, not port 8080", a)
+		}
+	}
+	b, err := os.ReadFile("../../config/manager/manager.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"- --metrics-addr=:8080", "- --health-addr=:8081", "containerPort: 8080}", "containerPort: 8081}", "port: health}"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("config/manager/manager.yaml lacks %q", want)
+		}
 	}
 }
