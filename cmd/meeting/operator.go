@@ -160,8 +160,7 @@ func runOperator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var lf logFlags
 	fs := newFlagSet("meeting operator",
 		"Runs the Kubernetes operator: for each Meeting it brings up an SFU and a TURN server\n"+
-			"(Deployments, Services and a Secret) before beginAt and removes them after endAt.",
-		stderr, "")
+			"(Deployments, Services and a Secret) before beginAt and removes them after endAt.", stdout, "")
 	cfg.register(fs)
 	lf.register(fs, "json")
 	logger, err := parseRole(fs, args, &lf, stderr)

@@ -188,7 +188,7 @@ func defaultDataDir() string {
 
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := apiConfig{standalone: true}
-	fs := newFlagSet("meeting", "Runs the whole Meeting platform in one process on SQLite (or MySQL with --database-url).", stderr, rolesUsage())
+	fs := newFlagSet("meeting", "Runs the whole Meeting platform in one process on SQLite (or MySQL with --database-url).", stdout, rolesUsage())
 	cfg.register(fs)
 	log, err := parseRole(fs, args, &cfg.log, stderr)
 	if err != nil {
@@ -200,7 +200,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := apiConfig{}
-	fs := newFlagSet("meeting api", "Runs the REST API against MySQL.", stderr, "")
+	fs := newFlagSet("meeting api", "Runs the REST API against MySQL.", stdout, "")
 	cfg.register(fs)
 	log, err := parseRole(fs, args, &cfg.log, stderr)
 	if err != nil {
