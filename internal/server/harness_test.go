@@ -56,6 +56,8 @@ type harnessOptions struct {
 	// register is the registration limiter; by default 10,000 per address
 	// and 1,000 a second.
 	register *auth.Limiter
+	// log receives the API's logs (text); discarded when nil.
+	log io.Writer
 	// trustedProxies are the API's TrustedProxies.
 	trustedProxies []string
 }
@@ -81,7 +83,10 @@ func newHarnessWith(t testing.TB, st *store.Store, o harnessOptions) *harness {
 	if o.wrap != nil {
 		ms = o.wrap(st)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.log == nil {
+		o.log = io.Discard
+	}
+	log := slog.New(slog.NewTextHandler(o.log, nil))
 	svc, err := meeting.New(meeting.Config{Store: ms, Rooms: h.rooms, Policy: policy, Now: h.clock, Log: log})
 	if err != nil {
 		t.Fatal(err)

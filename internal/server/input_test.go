@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,4 +105,52 @@ func TestLargeHeadersAnswerInTheEnvelope(t *testing.T) {
 	r = h.doWith("GET", "/auth/user/info", "Bearer "+big, nil, nil)
 	h.expect(r, 431, "request headers are larger")
 	h.expect(h.doWith("GET", "/ping", "", nil, func(r *http.Request) { r.Header.Set("X-Big", big[:60<<10]) }), 200, "")
+}
+
+// One access log line per request, without tokens, passwords or bodies.
+func TestAccessLog(t *testing.T) {
+	var logs syncBuffer
+	h := newHarnessWith(t, storetest.Open(t, "sqlite"), harnessOptions{log: &logs})
+	tok := h.user("alice")
+	h.expect(h.do("PUT", "/auth/user/password", tok, passwordChange{"password-alice", "n3w-password"}), 200, "")
+	h.expect(h.do("GET", "/auth/meeting/get?identity=5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11", tok, nil), 401, "")
+	h.expect(h.do("GET", "/nowhere?secret=1", "", nil), 404, "")
+	out := logs.String()
+	for _, want := range []string{
+		`msg=request method=POST route=/user/register status=200`,
+		`msg=request method=POST route=/user/login status=200`,
+		`msg=request method=PUT route=/auth/user/password status=200`,
+		`user_id=1`,
+		`route=/auth/meeting/get status=401`,
+		`route=unmatched status=404`,
+		`client=192.0.2.1`,
+		`latency=`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("access log lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{tok, "password-alice", "n3w-password", "secret=1", "5f0c3c5e", "Authorization"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log holds %q:\n%s", secret, out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
