@@ -146,3 +146,21 @@ func TestRegistrationIsRateLimited(t *testing.T) {
 	h.expect(h.do("POST", "/user/register", "", credentials{"c", "password-carol"}), 400, "username must be")
 	h.expect(h.doWith("POST", "/user/register", "", credentials{"carol", "password-carol"}, from("198.51.100.7:1")), 200, "")
 }
+
+// A password change checks the old password under the same throttle as a
+// login, keyed by the caller's address and username.
+func TestPasswordChangeIsThrottled(t *testing.T) {
+	h := newHarnessWith(t, storetest.Open(t, "sqlite"), harnessOptions{throttle: &auth.LoginThrottleConfig{
+		PairBurst: 3, PairEvery: 10 * time.Second, AddressBurst: 100, AddressEvery: time.Second}})
+	tok := h.user("alice")
+	for i := 0; i < 3; i++ {
+		h.expect(h.do("PUT", "/auth/user/password", tok, passwordChange{"wrong-pass", "n3w-password"}), 403, "old_password is wrong")
+	}
+	r := h.do("PUT", "/auth/user/password", tok, passwordChange{"password-alice", "n3w-password"})
+	h.expect(r, 429, "too many attempts")
+	if got := r.Header.Get("Retry-After"); got != "10" {
+		t.Errorf("Retry-After = %q, want 10", got)
+	}
+	h.advance(10 * time.Second)
+	h.expect(h.do("PUT", "/auth/user/password", tok, passwordChange{"password-alice", "n3w-password"}), 200, "")
+}
