@@ -16,7 +16,9 @@ import (
 
 const identityKey = "identity"
 
-// authenticate accepts the seed's raw token in Authorization, or a Bearer token.
+// authenticate accepts the seed's raw token in Authorization, or a Bearer
+// token, of an account that still exists and of its current token
+// generation (a password change revokes older tokens).
 func (a *API) authenticate(c *gin.Context) {
 	h := bearerToken(c.GetHeader("Authorization"))
 	if h == "" {
