@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +106,86 @@ func TestMediaConfig(t *testing.T) {
 				t.Errorf("public %s bind %s http %s, want %s %s %s", public, bind, cfg.httpAddr, c.public, c.bind, c.httpAddr)
 			}
 		})
+	}
+}
+
+// Secrets can come from files, named by --…-file flags or their
+// MEETING_…_FILE variables, so that they do not show in ps.
+func TestAPIConfigSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	secret := strings.Repeat("s", 40)
+	jwt := write("jwt", secret+"\n")
+	admin := write("admin", "admin-password\r\n")
+	db := write("db", "mysql://u:p@127.0.0.1:3306/meeting")
+	short := write("short", "short\n")
+	empty := write("empty", "")
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		err  string
+	}{
+		{"flags", []string{"--jwt-secret-file", jwt, "--admin-password-file", admin, "--database-url-file", db}, nil, ""},
+		{"environment", nil, map[string]string{"MEETING_JWT_SECRET_FILE": jwt, "MEETING_ADMIN_PASSWORD_FILE": admin, "MEETING_DATABASE_URL_FILE": db}, ""},
+		{"both", []string{"--jwt-secret", secret, "--jwt-secret-file", jwt}, nil, "--jwt-secret and --jwt-secret-file are both set"},
+		{"missing", []string{"--admin-password-file", filepath.Join(dir, "nope")}, nil, "--admin-password-file"},
+		{"empty", []string{"--jwt-secret-file", empty}, nil, "is empty"},
+		{"too short", []string{"--jwt-secret-file", short}, nil, "--jwt-secret has 5 bytes"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			cfg := apiConfig{}
+			fs := newFlagSet("meeting api", "", io.Discard, "")
+			cfg.register(fs)
+			err := parseFlags(fs, c.args)
+			if err == nil {
+				err = cfg.validate()
+			}
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("got %v, want an error with %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.jwtSecret != secret || cfg.adminPassword != "admin-password" || cfg.databaseURL != "mysql://u:p@127.0.0.1:3306/meeting" {
+				t.Errorf("read %q %q %q", cfg.jwtSecret, cfg.adminPassword, cfg.databaseURL)
+			}
+			if err := cfg.validate(); err != nil {
+				t.Errorf("validate twice: %v", err)
+			}
+		})
+	}
+}
+
+// The operator's metrics and probes listen on loopback by default, apart
+// from standalone's 8080; the Deployment passes the ports its probes use.
+func TestOperatorEndpointsDefaultToLoopback(t *testing.T) {
+	c := defaultOperatorConfig()
+	for _, a := range []string{c.metricsAddr, c.healthAddr} {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host != "127.0.0.1" || port == "8080" {
+			t.Errorf("default address %q: want loopback, not port 8080", a)
+		}
+	}
+	b, err := os.ReadFile("../../config/manager/manager.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"- --metrics-addr=:8080", "- --health-addr=:8081", "containerPort: 8080}", "containerPort: 8081}", "port: health}"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("config/manager/manager.yaml lacks %q", want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,10 +23,12 @@ func envName(name string) string {
 }
 
 // newFlagSet returns a flag set whose help text names each flag's
-// environment variable. extra is printed after the flags.
+// environment variable. extra is printed after the flags. The help text goes
+// to out (standard output) when asked for with -h or --help; a flag error
+// is only returned, for main to print on standard error.
 func newFlagSet(name, summary string, out io.Writer, extra string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: %s [flags]\n\n%s\n\nFlags (each also read from the environment variable shown):\n", name, summary)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -43,7 +46,14 @@ func newFlagSet(name, summary string, out io.Writer, extra string) *flag.FlagSet
 
 // parseFlags reads args, then the environment for flags not given as args.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	return ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix))
+	usage := fs.Usage
+	fs.Usage = func() {} // the flag package calls it on errors too
+	err := ff.Parse(fs, args, ff.WithEnvVarPrefix(envPrefix))
+	fs.Usage = usage
+	if errors.Is(err, flag.ErrHelp) {
+		usage()
+	}
+	return err
 }
 
 // parseRole reads a role's flags (args, then the environment), refuses

@@ -62,7 +62,7 @@ func (f *loadtestFlags) register(fs *flag.FlagSet) {
 // runLoadtest runs one load test against an SFU and prints its figures.
 func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f loadtestFlags
-	fs := newFlagSet("meeting loadtest", "Load generator for the SFU: N publishers x M subscribers.", stderr, loadtestUsage)
+	fs := newFlagSet("meeting loadtest", "Load generator for the SFU: N publishers x M subscribers.", stdout, loadtestUsage)
 	f.register(fs)
 	log, err := parseRole(fs, args, &f.log, stderr)
 	if err != nil {

@@ -25,6 +25,7 @@ type role struct {
 // roles lists every role by the name given on the command line.
 func roles() map[string]role {
 	return map[string]role{
+		"admin":    {"account maintenance: reset-password USER", runAdmin},
 		"api":      {"REST API against MySQL", runAPI},
 		"operator": {"Kubernetes operator that schedules media for Meetings", runOperator},
 		"sfu":      {"selective forwarding unit of one or more rooms", runSFU},
@@ -48,6 +49,21 @@ func main() {
 
 // run dispatches to the role named by the first argument, or to standalone.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "help" {
+		// meeting help [ROLE]: the role's --help, on standard output.
+		switch {
+		case len(args) == 1 || (len(args) == 2 && args[1] == "standalone"):
+			return runStandalone(ctx, []string{"--help"}, stdout, stderr)
+		case len(args) == 2:
+			r, ok := roles()[args[1]]
+			if !ok {
+				return fmt.Errorf("no help on %q: not a role (roles: %s)", args[1], strings.Join(roleNames(), ", "))
+			}
+			return r.run(ctx, []string{"--help"}, stdout, stderr)
+		default:
+			return errors.New("usage: meeting help [ROLE]")
+		}
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		r, ok := roles()[args[0]]
 		if !ok {
@@ -70,7 +86,7 @@ func roleNames() []string {
 // rolesUsage is appended to the standalone help text.
 func rolesUsage() string {
 	var b strings.Builder
-	b.WriteString("\nRoles (meeting ROLE --help for each):\n")
+	b.WriteString("\nRoles (meeting help ROLE, or meeting ROLE --help, for each):\n")
 	rs := roles()
 	for _, n := range roleNames() {
 		fmt.Fprintf(&b, "  %-9s %s\n", n, rs[n].summary)

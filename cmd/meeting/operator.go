@@ -45,6 +45,12 @@ type operatorConfig struct {
 	turnCPU, turnMem  resource.QuantityValue
 }
 
+// The operator's own endpoints by default: loopback only.
+const (
+	defaultOperatorMetricsAddr = "127.0.0.1:8081"
+	defaultOperatorHealthAddr  = "127.0.0.1:8082"
+)
+
 func defaultOperatorConfig() operatorConfig {
 	c := operatorConfig{
 		Config:           controllers.DefaultConfig(),
@@ -52,8 +58,10 @@ func defaultOperatorConfig() operatorConfig {
 		qps:              50,
 		burst:            100,
 		leaderElectionID: "meeting-operator.rtc.meeting.dev",
-		metricsAddr:      ":8080",
-		healthAddr:       ":8081",
+		// Loopback, and ports apart from standalone's 8080: a Deployment
+		// passes --metrics-addr=:8080 --health-addr=:8081 for its probes.
+		metricsAddr: defaultOperatorMetricsAddr,
+		healthAddr:  defaultOperatorHealthAddr,
 	}
 	c.imagePullPolicy = string(c.ImagePullPolicy)
 	c.serviceType = string(c.ServiceType)
@@ -84,8 +92,8 @@ func (c *operatorConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.leaderElect, "leader-elect", c.leaderElect, "elect a leader so that only one replica acts")
 	fs.StringVar(&c.leaderElectionNS, "leader-election-namespace", c.leaderElectionNS, "namespace of the leader election Lease (default: the pod's namespace)")
 	fs.StringVar(&c.leaderElectionID, "leader-election-id", c.leaderElectionID, "name of the leader election Lease")
-	fs.StringVar(&c.metricsAddr, "metrics-addr", c.metricsAddr, "address of the Prometheus /metrics endpoint (0 disables it)")
-	fs.StringVar(&c.healthAddr, "health-addr", c.healthAddr, "address of the /healthz and /readyz probes (0 disables them)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", c.metricsAddr, "address of the Prometheus /metrics endpoint (0 disables it); loopback by default, :8080 in the Deployment")
+	fs.StringVar(&c.healthAddr, "health-addr", c.healthAddr, "address of the /healthz and /readyz probes (0 disables them); loopback by default, :8081 in the Deployment so that the kubelet reaches it")
 }
 
 // appendList returns a flag function that appends the comma-separated items
@@ -152,8 +160,7 @@ func runOperator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var lf logFlags
 	fs := newFlagSet("meeting operator",
 		"Runs the Kubernetes operator: for each Meeting it brings up an SFU and a TURN server\n"+
-			"(Deployments, Services and a Secret) before beginAt and removes them after endAt.",
-		stderr, "")
+			"(Deployments, Services and a Secret) before beginAt and removes them after endAt.", stdout, "")
 	cfg.register(fs)
 	lf.register(fs, "json")
 	logger, err := parseRole(fs, args, &lf, stderr)

@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// maxHeaderBytes is net/http's own limit on a request's header, answered in
+// plain text; the API answers 431 in its envelope from 64 KiB, below it.
+const maxHeaderBytes = 1 << 20
+
 // serveHTTP listens on addr and serves h until ctx ends. Then it calls
 // drain, when not nil (the SFU tells its participants and waits for them:
 // the listener stays open meanwhile, so that probes see the draining), and
@@ -20,7 +24,8 @@ func serveHTTP(ctx context.Context, log *slog.Logger, addr string, h http.Handle
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: h, MaxHeaderBytes: maxHeaderBytes,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)

@@ -120,7 +120,7 @@ func (l *sfuList) Set(v string) error {
 // runSFU runs the SFU until ctx ends, then drains it.
 func runSFU(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f sfuFlags
-	fs := newFlagSet("meeting sfu", "Selective forwarding unit: WebRTC rooms of the meetings whose tokens it accepts.", stderr, sfuUsage)
+	fs := newFlagSet("meeting sfu", "Selective forwarding unit: WebRTC rooms of the meetings whose tokens it accepts.", stdout, sfuUsage)
 	f.register(fs)
 	log, err := parseRole(fs, args, &f.log, stderr)
 	if err != nil {

@@ -30,15 +30,20 @@ import (
 
 // apiConfig configures the REST API, standalone or as the api role.
 type apiConfig struct {
-	standalone     bool
-	httpAddr       string
-	dataDir        string
-	databaseURL    string
-	jwtSecret      string
-	adminPassword  string
-	tokenTTL       time.Duration
-	trustedProxies string
-	shutdownGrace  time.Duration
+	standalone    bool
+	httpAddr      string
+	dataDir       string
+	databaseURL   string
+	jwtSecret     string
+	adminPassword string
+	// The *File fields name files that hold a secret instead: a flag's
+	// value shows in ps, a file's does not.
+	databaseURLFile   string
+	jwtSecretFile     string
+	adminPasswordFile string
+	tokenTTL          time.Duration
+	trustedProxies    string
+	shutdownGrace     time.Duration
 	// leadTime and endGrace are the schedule policy: media comes up
 	// leadTime before a meeting begins and stays endGrace after it ends
 	// (the operator's flags of the same names).
@@ -57,6 +62,9 @@ func (c *apiConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.databaseURL, "database-url", "", "mysql://user:pass@host:port/db selects MySQL; empty means SQLite in the data directory (standalone only)")
 	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "secret (at least 32 bytes) that signs API tokens; standalone generates one in the data directory when empty")
 	fs.StringVar(&c.adminPassword, "admin-password", "", "password of the initial root account, used only when root does not exist yet; a random one is generated and printed once when empty")
+	fs.StringVar(&c.databaseURLFile, "database-url-file", "", "file holding the database URL (instead of --database-url, whose value shows in ps)")
+	fs.StringVar(&c.jwtSecretFile, "jwt-secret-file", "", "file holding the JWT secret (instead of --jwt-secret)")
+	fs.StringVar(&c.adminPasswordFile, "admin-password-file", "", "file holding root's initial password (instead of --admin-password)")
 	fs.DurationVar(&c.tokenTTL, "token-ttl", 12*time.Hour, "lifetime of API tokens")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are believed")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long in-flight requests may take after SIGTERM")
@@ -68,7 +76,51 @@ func (c *apiConfig) register(fs *flag.FlagSet) {
 	c.log.register(fs, "text")
 }
 
+// readSecretFiles sets each secret given as a file (--jwt-secret-file or
+// MEETING_JWT_SECRET_FILE, and so on) from the file's content, without its
+// final line break. Giving a secret both ways is an error.
+func (c *apiConfig) readSecretFiles() error {
+	for _, s := range []struct {
+		name  string
+		file  *string
+		value *string
+	}{
+		{"database-url", &c.databaseURLFile, &c.databaseURL},
+		{"jwt-secret", &c.jwtSecretFile, &c.jwtSecret},
+		{"admin-password", &c.adminPasswordFile, &c.adminPassword},
+	} {
+		if *s.file == "" {
+			continue
+		}
+		if *s.value != "" {
+			return fmt.Errorf("--%s and --%s-file are both set: give one", s.name, s.name)
+		}
+		v, err := readSecretFile(*s.file)
+		if err != nil {
+			return fmt.Errorf("--%s-file: %w", s.name, err)
+		}
+		if v == "" {
+			return fmt.Errorf("--%s-file %s is empty", s.name, *s.file)
+		}
+		*s.value, *s.file = v, "" // read once
+	}
+	return nil
+}
+
+// readSecretFile reads a secret from path: its content without the final
+// line break (the way a Kubernetes Secret or `echo` writes it).
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
+}
+
 func (c *apiConfig) validate() error {
+	if err := c.readSecretFiles(); err != nil {
+		return err
+	}
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--http-addr %q: %w", c.httpAddr, err))
@@ -136,7 +188,7 @@ func defaultDataDir() string {
 
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := apiConfig{standalone: true}
-	fs := newFlagSet("meeting", "Runs the whole Meeting platform in one process on SQLite (or MySQL with --database-url).", stderr, rolesUsage())
+	fs := newFlagSet("meeting", "Runs the whole Meeting platform in one process on SQLite (or MySQL with --database-url).", stdout, rolesUsage())
 	cfg.register(fs)
 	log, err := parseRole(fs, args, &cfg.log, stderr)
 	if err != nil {
@@ -148,7 +200,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := apiConfig{}
-	fs := newFlagSet("meeting api", "Runs the REST API against MySQL.", stderr, "")
+	fs := newFlagSet("meeting api", "Runs the REST API against MySQL.", stdout, "")
 	cfg.register(fs)
 	log, err := parseRole(fs, args, &cfg.log, stderr)
 	if err != nil {
@@ -221,8 +273,15 @@ func serveAPI(ctx context.Context, cfg apiConfig, log *slog.Logger, stdout io.Wr
 		log.Info("meetings scheduled", "count", n, "rooms_open", media.Open())
 	}
 	gin.SetMode(gin.ReleaseMode)
+	// The API's limiters forget idle keys in the background until ctx ends.
+	throttle := auth.NewLoginThrottle(auth.LoginThrottleConfig{}, nil)
+	joins := server.NewJoinLimiter(nil)
+	registrations := server.NewRegisterLimiter(nil)
+	go throttle.Run(ctx)
+	go joins.Run(ctx)
+	go registrations.Run(ctx)
 	api, err := server.New(server.Config{Accounts: st, Meetings: meetings, Tokens: tokens, Hasher: hasher, Log: log,
-		Registry: reg, TrustedProxies: proxies})
+		Registry: reg, TrustedProxies: proxies, LoginThrottle: throttle, JoinLimiter: joins, RegisterLimiter: registrations})
 	if err != nil {
 		return err
 	}
@@ -284,6 +343,9 @@ func randomHex(n int) string {
 func ensureAdmin(ctx context.Context, st *store.Store, hasher auth.Hasher, password string, stdout io.Writer, log *slog.Logger) error {
 	_, err := st.UserByName(ctx, "root")
 	if err == nil {
+		if password != "" {
+			log.Warn("the root account exists already: --admin-password (MEETING_ADMIN_PASSWORD) is ignored; use `meeting admin reset-password root` to change its password")
+		}
 		return nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {

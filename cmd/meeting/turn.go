@@ -253,7 +253,7 @@ func (a *addrPortList) Set(v string) error {
 // runTURN runs the TURN relay of one room until ctx ends.
 func runTURN(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f turnFlags
-	fs := newFlagSet("meeting turn", "TURN relay with ephemeral (use-auth-secret) credentials.", stderr, turnUsage)
+	fs := newFlagSet("meeting turn", "TURN relay with ephemeral (use-auth-secret) credentials.", stdout, turnUsage)
 	f.register(fs)
 	log, err := parseRole(fs, args, &f.log, stderr)
 	if err != nil {

@@ -62,7 +62,10 @@ type Account struct {
 	// PasswordHash is a bcrypt hash, or an md5 hex digest from the seed
 	// until the first login re-hashes it.
 	PasswordHash string
-	CreatedAt    time.Time
+	// TokenGeneration is the generation of the account's valid API tokens;
+	// a password change increments it.
+	TokenGeneration uint64
+	CreatedAt       time.Time
 }
 
 // User is the account without its password hash.

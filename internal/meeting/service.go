@@ -145,15 +145,23 @@ func CheckName(name string) (string, error) {
 	switch {
 	case name == "":
 		return "", refuse(ErrInvalid, "name must not be empty")
-	case !utf8.ValidString(name):
+	case !utf8.ValidString(name) || strings.ContainsRune(name, utf8.RuneError):
+		// U+FFFD is what a decoder makes of invalid UTF-8 or a lone
+		// surrogate escape: refuse it rather than store the damage.
 		return "", refuse(ErrInvalid, "name must be valid UTF-8")
 	case utf8.RuneCountInString(name) > MaxNameRunes:
 		return "", refuse(ErrInvalid, "name has %d characters; at most %d", utf8.RuneCountInString(name), MaxNameRunes)
 	case strings.IndexFunc(name, unicode.IsControl) >= 0:
 		return "", refuse(ErrInvalid, "name must not contain control characters")
+	case strings.IndexFunc(name, isFormat) >= 0:
+		return "", refuse(ErrInvalid, "name must not contain invisible format characters (bidirectional controls, zero-width characters)")
 	}
 	return name, nil
 }
+
+// isFormat reports Unicode format characters (category Cf): bidirectional
+// overrides and isolates, zero-width spaces and joiners, the byte order mark.
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 // CheckWindow checks a meeting's times as they will be stored: the end
 // after the beginning, at most MaxDuration apart, and not in the past.

@@ -37,18 +37,27 @@ type harness struct {
 	t      testing.TB
 	engine *gin.Engine
 	tokens *auth.Tokens
-	store  *store.Store
-	rooms  *fakeRooms
-	mu     sync.Mutex
-	now    time.Time
+	// throttle is the API's login throttle.
+	throttle *auth.LoginThrottle
+	store    *store.Store
+	rooms    *fakeRooms
+	mu       sync.Mutex
+	now      time.Time
 }
 
 // harnessOptions changes the harness's defaults.
 type harnessOptions struct {
 	// wrap wraps the store the meeting service uses.
 	wrap func(meeting.Store) meeting.Store
-	// loginBurst is the login attempts a minute per address and user (100).
-	loginBurst int
+	// throttle is the login throttle's configuration; by default 100
+	// attempts a minute per address and user, 1,000 per address and 1,000
+	// failures per user, so that tests are not throttled by accident.
+	throttle *auth.LoginThrottleConfig
+	// register is the registration limiter; by default 10,000 per address
+	// and 1,000 a second.
+	register *auth.Limiter
+	// log receives the API's logs (text); discarded when nil.
+	log io.Writer
 	// trustedProxies are the API's TrustedProxies.
 	trustedProxies []string
 }
@@ -58,16 +67,11 @@ func newHarness(t testing.TB, st *store.Store, wrap func(meeting.Store) meeting.
 	return newHarnessWith(t, st, harnessOptions{wrap: wrap})
 }
 
-// newHarnessLimit allows loginBurst login attempts a minute per address and user.
-func newHarnessLimit(t testing.TB, st *store.Store, wrap func(meeting.Store) meeting.Store, loginBurst int) *harness {
-	t.Helper()
-	return newHarnessWith(t, st, harnessOptions{wrap: wrap, loginBurst: loginBurst})
-}
-
 func newHarnessWith(t testing.TB, st *store.Store, o harnessOptions) *harness {
 	t.Helper()
-	if o.loginBurst == 0 {
-		o.loginBurst = 100
+	if o.throttle == nil {
+		o.throttle = &auth.LoginThrottleConfig{PairBurst: 100, PairEvery: time.Minute / 100,
+			AddressBurst: 1000, AddressEvery: time.Minute / 1000, UserBurst: 1000, UserEvery: time.Minute / 1000}
 	}
 	h := &harness{t: t, store: st, now: time.Now().UTC().Truncate(time.Millisecond), rooms: newFakeRooms()}
 	var err error
@@ -79,14 +83,21 @@ func newHarnessWith(t testing.TB, st *store.Store, o harnessOptions) *harness {
 	if o.wrap != nil {
 		ms = o.wrap(st)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.log == nil {
+		o.log = io.Discard
+	}
+	log := slog.New(slog.NewTextHandler(o.log, nil))
 	svc, err := meeting.New(meeting.Config{Store: ms, Rooms: h.rooms, Policy: policy, Now: h.clock, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.throttle = auth.NewLoginThrottle(*o.throttle, h.clock)
+	if o.register == nil {
+		o.register = auth.NewLimiter(10_000, time.Millisecond, h.clock)
+	}
 	h.engine, err = New(Config{Accounts: st, Meetings: svc, Tokens: h.tokens, Hasher: auth.Hasher{Cost: bcrypt.MinCost},
 		Log: log, Registry: prometheus.NewRegistry(), Now: h.clock,
-		LoginLimiter: auth.NewLimiter(o.loginBurst, time.Minute, h.clock), TrustedProxies: o.trustedProxies})
+		LoginThrottle: h.throttle, RegisterLimiter: o.register, TrustedProxies: o.trustedProxies})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +151,14 @@ func (h *harness) advance(d time.Duration) {
 	h.mu.Unlock()
 }
 
+// defaultRemoteAddr is the client address of the harness's requests.
+const defaultRemoteAddr = "192.0.2.1:1234"
+
+// from makes a request come from addr (host:port).
+func from(addr string) func(*http.Request) {
+	return func(r *http.Request) { r.RemoteAddr = addr }
+}
+
 // reply is a decoded envelope.
 type reply struct {
 	Status int
@@ -175,7 +194,7 @@ func (h *harness) doWith(method, path, token string, body any, change func(*http
 	if token != "" {
 		req.Header.Set("Authorization", token)
 	}
-	req.RemoteAddr = "192.0.2.1:1234"
+	req.RemoteAddr = defaultRemoteAddr
 	if change != nil {
 		change(req)
 	}

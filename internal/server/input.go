@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -22,6 +24,9 @@ import (
 const (
 	defaultPageSize  = 20
 	minPasswordBytes = 8
+	// maxUsernameBytes is the longest username (ASCII), checked before
+	// anything else looks at it.
+	maxUsernameBytes = 100
 )
 
 var (
@@ -32,20 +37,79 @@ var (
 
 // decodeJSON reads exactly one JSON object from body into v, refusing
 // unknown fields, and describes what is wrong in words a client can act on.
+//
+// encoding/json alone would take the last of repeated keys, match keys
+// without case ({"name":"a","NAME":"b"} sets name to "b") and replace invalid
+// UTF-8 silently; decodeJSON refuses all three.
 func decodeJSON(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(body) // body is limited by limitBody
+	if err != nil {
+		return describeJSONError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return describeJSONError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return describeJSONError(err)
-		}
 		return badRequest("request body has data after the JSON object")
 	}
+	if err := checkObject(raw); err != nil {
+		return err
+	}
+	if !utf8.Valid(raw) {
+		return badRequest("request body must be valid UTF-8")
+	}
 	return nil
+}
+
+// checkObject walks the keys of the JSON object in raw (which decoded
+// without error): a key may appear once, in any letter case, and each value
+// must be valid UTF-8.
+func checkObject(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil // null: nothing to check
+	}
+	seen := map[string]string{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return badRequest("malformed request body: " + err.Error())
+		}
+		key, _ := t.(string)
+		folded := foldKey(key)
+		if first, dup := seen[folded]; dup {
+			if first == key {
+				return badRequest(fmt.Sprintf("duplicate key %q: send each field once", key))
+			}
+			return badRequest(fmt.Sprintf("duplicate key %q (also sent as %q): send each field once, in lower case", key, first))
+		}
+		seen[folded] = key
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return badRequest("malformed request body: " + err.Error())
+		}
+		if !utf8.Valid(v) {
+			return badRequest(fmt.Sprintf("field %s must be valid UTF-8", key))
+		}
+	}
+	return nil
+}
+
+// foldKey maps s to one representative of the strings encoding/json takes
+// as the same key: each rune becomes the smallest of its case-folding orbit
+// (so "NAME", "name" and "name" with a Kelvin sign for k all fold alike).
+func foldKey(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }
 
 func describeJSONError(err error) error {
@@ -114,7 +178,7 @@ func parseCredentials(body io.Reader, forRegister bool) (credentials, error) {
 	if in.Username == "" || in.Password == "" {
 		return in, badRequest("username and password are required")
 	}
-	if !usernameRegex.MatchString(strings.ToLower(in.Username)) {
+	if len(in.Username) > maxUsernameBytes || !usernameRegex.MatchString(strings.ToLower(in.Username)) {
 		return in, badRequest("username must be 3 to 100 characters: letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	if len(in.Password) > auth.MaxPasswordBytes {
@@ -218,7 +282,7 @@ func parseEdit(body io.Reader) (string, meeting.Change, error) {
 		}
 		out.EndAt = &t
 	}
-	return *in.Identity, out, nil
+	return strings.ToLower(*in.Identity), out, nil
 }
 
 // joinInput is the body of POST /auth/meeting/join.
@@ -231,7 +295,7 @@ func parseJoin(body io.Reader) (string, error) {
 	if err := decodeJSON(body, &in); err != nil {
 		return "", err
 	}
-	return in.Identity, checkIdentity(in.Identity)
+	return strings.ToLower(in.Identity), checkIdentity(in.Identity)
 }
 
 func checkTime(field string, ms int64) (time.Time, error) {
@@ -243,6 +307,8 @@ func checkTime(field string, ms int64) (time.Time, error) {
 	return t, nil
 }
 
+// checkIdentity accepts a UUID in its 36-character form, in any letter
+// case; callers use it lower-cased, as it is stored.
 func checkIdentity(id string) error {
 	if id == "" {
 		return badRequest("identity is required")
@@ -260,7 +326,8 @@ func checkUsername(name string) error {
 	return nil
 }
 
-// checkUsernames validates a list of usernames and drops repeats.
+// checkUsernames validates a list of usernames, lower-cases them (usernames
+// compare without case) and drops repeats.
 func checkUsernames(names []string) ([]string, error) {
 	if len(names) > meeting.MaxParticipants {
 		return nil, badRequest(fmt.Sprintf("at most %d participants", meeting.MaxParticipants))
@@ -271,8 +338,9 @@ func checkUsernames(names []string) ([]string, error) {
 		if err := checkUsername(n); err != nil {
 			return nil, err
 		}
-		if !seen[strings.ToLower(n)] {
-			seen[strings.ToLower(n)] = true
+		n = strings.ToLower(n)
+		if !seen[n] {
+			seen[n] = true
 			out = append(out, n)
 		}
 	}

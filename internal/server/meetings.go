@@ -80,7 +80,7 @@ func (a *API) listMeetings(c *gin.Context) {
 // identityParam reads and checks the identity query parameter.
 func identityParam(c *gin.Context) (string, error) {
 	id := c.Query("identity")
-	return id, checkIdentity(id)
+	return strings.ToLower(id), checkIdentity(id)
 }
 
 type detailReply struct {
@@ -185,7 +185,7 @@ func (a *API) addMembers(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	users, err := a.meetings.AddMembers(c.Request.Context(), me(c), in.Identity, names)
+	users, err := a.meetings.AddMembers(c.Request.Context(), me(c), strings.ToLower(in.Identity), names)
 	if err != nil {
 		a.failErr(c, err)
 		return
@@ -199,7 +199,7 @@ func (a *API) removeMember(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	name := c.Query("username")
+	name := strings.ToLower(c.Query("username"))
 	if err := checkUsername(name); err != nil {
 		a.failErr(c, err)
 		return

@@ -28,7 +28,12 @@ type Accounts interface {
 	CreateUser(ctx context.Context, username, passwordHash string) (meeting.Account, error)
 	UserByName(ctx context.Context, username string) (meeting.Account, error)
 	UserByID(ctx context.Context, id uint64) (meeting.Account, error)
+	// SetPassword replaces a password hash without revoking tokens (the
+	// re-hash of a seed password at login).
 	SetPassword(ctx context.Context, id uint64, passwordHash string) error
+	// ChangePassword replaces a password hash and increments the token
+	// generation, revoking older tokens; it returns the new generation.
+	ChangePassword(ctx context.Context, id uint64, passwordHash string) (uint64, error)
 }
 
 // Config holds the API's dependencies and limits.
@@ -41,16 +46,30 @@ type Config struct {
 	Log      *slog.Logger
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
-	// LoginLimiter limits login attempts per client address and per username.
-	LoginLimiter *auth.Limiter
+	// LoginThrottle limits login attempts and password changes per client
+	// address and username and per address, and slows attempts at a
+	// username that failed often; auth.DefaultLoginThrottle when nil.
+	LoginThrottle *auth.LoginThrottle
 	// JoinLimiter limits joins per user; a burst of 10, then one every 3 s
 	// when nil.
 	JoinLimiter *auth.Limiter
+	// RegisterLimiter limits registrations per client address (each costs
+	// a bcrypt hash); NewRegisterLimiter's when nil.
+	RegisterLimiter *auth.Limiter
+	// The limiters forget idle keys in the background only while their Run
+	// runs: the caller makes them, starts `go l.Run(ctx)` for each, and
+	// passes them in. Those made here when nil forget idle keys only as
+	// they are used.
 	// TrustedProxies (addresses or CIDRs) may set X-Forwarded-For,
 	// X-Forwarded-Proto and X-Forwarded-Host; none by default.
 	TrustedProxies []string
 	// MaxBodyBytes caps request bodies; 64 KiB when zero.
 	MaxBodyBytes int64
+	// MaxHeaderBytes caps the request line and headers, answered with 431
+	// in the envelope; 64 KiB when zero. It must stay below the
+	// http.Server's MaxHeaderBytes, over which net/http answers 431 itself
+	// in plain text.
+	MaxHeaderBytes int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -62,8 +81,9 @@ type API struct {
 	tokens      *auth.Tokens
 	hasher      auth.Hasher
 	log         *slog.Logger
-	limiter     *auth.Limiter
+	throttle    *auth.LoginThrottle
 	joinLimiter *auth.Limiter
+	regLimiter  *auth.Limiter
 	proxies     []netip.Prefix
 	now         func() time.Time
 	dummyHash   string
@@ -77,14 +97,20 @@ func New(cfg Config) (*gin.Engine, error) {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = 64 << 10
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.LoginLimiter == nil {
-		cfg.LoginLimiter = auth.NewLimiter(10, 6*time.Second, cfg.Now)
+	if cfg.LoginThrottle == nil {
+		cfg.LoginThrottle = auth.NewLoginThrottle(auth.LoginThrottleConfig{}, cfg.Now)
 	}
 	if cfg.JoinLimiter == nil {
-		cfg.JoinLimiter = auth.NewLimiter(10, 3*time.Second, cfg.Now)
+		cfg.JoinLimiter = NewJoinLimiter(cfg.Now)
+	}
+	if cfg.RegisterLimiter == nil {
+		cfg.RegisterLimiter = NewRegisterLimiter(cfg.Now)
 	}
 	proxies, err := parseProxies(cfg.TrustedProxies)
 	if err != nil {
@@ -97,7 +123,7 @@ func New(cfg Config) (*gin.Engine, error) {
 		return nil, err
 	}
 	a := &API{accounts: cfg.Accounts, meetings: cfg.Meetings, tokens: cfg.Tokens, hasher: cfg.Hasher, log: cfg.Log,
-		limiter: cfg.LoginLimiter, joinLimiter: cfg.JoinLimiter, proxies: proxies, now: cfg.Now, dummyHash: dummy}
+		throttle: cfg.LoginThrottle, joinLimiter: cfg.JoinLimiter, regLimiter: cfg.RegisterLimiter, proxies: proxies, now: cfg.Now, dummyHash: dummy}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -108,7 +134,7 @@ func New(cfg Config) (*gin.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Use(m.middleware, a.recover, limitBody(cfg.MaxBodyBytes))
+	r.Use(a.accessLog, m.middleware, a.recover, limitHeaders(cfg.MaxHeaderBytes), limitBody(cfg.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "no such endpoint: "+c.Request.URL.Path) })
 	r.NoMethod(func(c *gin.Context) {
 		fail(c, http.StatusMethodNotAllowed, c.Request.Method+" is not allowed on "+c.Request.URL.Path)
@@ -140,6 +166,18 @@ func New(cfg Config) (*gin.Engine, error) {
 	return r, nil
 }
 
+// NewJoinLimiter is the join limiter by default: per user, a burst of 10,
+// then one every 3 s. now is the clock (time.Now when nil).
+func NewJoinLimiter(now func() time.Time) *auth.Limiter {
+	return auth.NewLimiter(10, 3*time.Second, now)
+}
+
+// NewRegisterLimiter is the registration limiter by default: per client
+// address, a burst of 10, then one a minute.
+func NewRegisterLimiter(now func() time.Time) *auth.Limiter {
+	return auth.NewLimiter(10, time.Minute, now)
+}
+
 func (a *API) ready(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
@@ -149,6 +187,30 @@ func (a *API) ready(c *gin.Context) {
 		return
 	}
 	ok(c, nil)
+}
+
+// accessLog logs one line per request at info level: method, route (the
+// pattern, not the path, so no query string or identity), status, latency,
+// client address and, once authenticated, the user id. Never headers,
+// tokens or bodies.
+func (a *API) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	attrs := []slog.Attr{
+		slog.String("method", c.Request.Method),
+		slog.String("route", route),
+		slog.Int("status", c.Writer.Status()),
+		slog.Duration("latency", time.Since(start)),
+		slog.String("client", c.ClientIP()),
+	}
+	if v, ok := c.Get(identityKey); ok {
+		attrs = append(attrs, slog.Uint64("user_id", v.(auth.Identity).UserID))
+	}
+	a.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
 }
 
 // recover answers a panic with 500 in the envelope and logs it.
@@ -166,6 +228,25 @@ func (a *API) recover(c *gin.Context) {
 		}
 	}()
 	c.Next()
+}
+
+// limitHeaders answers 431 in the envelope when the request line and
+// headers together are larger than n bytes (counted as net/http counts them
+// for its own limit, roughly: names, values and separators).
+func limitHeaders(n int) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		size := len(c.Request.Method) + len(c.Request.RequestURI) + len(c.Request.Proto) + len(c.Request.Host) + 4
+		for k, vs := range c.Request.Header {
+			for _, v := range vs {
+				size += len(k) + len(v) + 4
+			}
+		}
+		if size > n {
+			fail(c, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request headers are larger than %d bytes", n))
+			return
+		}
+		c.Next()
+	}
 }
 
 func limitBody(n int64) gin.HandlerFunc {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,7 +16,9 @@ import (
 
 const identityKey = "identity"
 
-// authenticate accepts the seed's raw token in Authorization, or a Bearer token.
+// authenticate accepts the seed's raw token in Authorization, or a Bearer
+// token, of an account that still exists and of its current token
+// generation (a password change revokes older tokens).
 func (a *API) authenticate(c *gin.Context) {
 	h := bearerToken(c.GetHeader("Authorization"))
 	if h == "" {
@@ -27,6 +30,20 @@ func (a *API) authenticate(c *gin.Context) {
 		fail(c, http.StatusUnauthorized, "invalid or expired token: log in again")
 		return
 	}
+	acc, err := a.accounts.UserByID(c.Request.Context(), id.UserID)
+	if errors.Is(err, meeting.ErrNotFound) {
+		fail(c, http.StatusUnauthorized, "invalid or expired token: log in again")
+		return
+	}
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	if auth.CheckGeneration(id, acc.TokenGeneration) != nil {
+		fail(c, http.StatusUnauthorized, "token revoked: log in again")
+		return
+	}
+	id.Username = acc.Username
 	c.Set(identityKey, id)
 	c.Next()
 }
@@ -62,15 +79,15 @@ func (a *API) login(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	if !a.limiter.Allow("ip:"+c.ClientIP(), "user:"+strings.ToLower(in.Username)) {
-		c.Header("Retry-After", "10")
-		fail(c, http.StatusTooManyRequests, "too many login attempts; try again later")
+	addr := c.ClientIP()
+	if !a.throttled(c, addr, in.Username, "too many login attempts; try again later") {
 		return
 	}
 	const denied = "invalid username or password"
 	u, err := a.accounts.UserByName(c.Request.Context(), in.Username)
 	if errors.Is(err, meeting.ErrNotFound) {
 		_, _ = a.hasher.Verify(a.dummyHash, in.Password)
+		a.throttle.Failure(addr, in.Username)
 		fail(c, http.StatusUnauthorized, denied)
 		return
 	}
@@ -80,6 +97,7 @@ func (a *API) login(c *gin.Context) {
 	}
 	rehash, err := a.hasher.Verify(u.PasswordHash, in.Password)
 	if errors.Is(err, auth.ErrBadPassword) {
+		a.throttle.Failure(addr, in.Username)
 		fail(c, http.StatusUnauthorized, denied)
 		return
 	}
@@ -87,18 +105,49 @@ func (a *API) login(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
+	a.throttle.Success(addr, in.Username)
 	if rehash {
-		if err := a.upgradePassword(c, u.ID, in.Password); err != nil {
+		if err := a.rehashPassword(c, u.ID, in.Password); err != nil {
 			a.failErr(c, err)
 			return
 		}
 	}
-	a.issue(c, auth.Identity{UserID: u.ID, Username: u.Username})
+	a.issue(c, auth.Identity{UserID: u.ID, Username: u.Username, Generation: u.TokenGeneration})
 }
 
-// upgradePassword stores a fresh bcrypt hash of password (after a login
-// with an old md5 hash, or a password change).
-func (a *API) upgradePassword(c *gin.Context, id uint64, password string) error {
+// throttled asks the login throttle whether an attempt with a password of
+// user from addr may go on, and waits as long as it says. When it may not,
+// or the request ends while waiting, it answers (429 with Retry-After) and
+// returns false.
+func (a *API) throttled(c *gin.Context, addr, user, refused string) bool {
+	wait, allowed := a.throttle.Check(addr, user)
+	if !allowed {
+		retryAfter(c, wait)
+		fail(c, http.StatusTooManyRequests, refused)
+		return false
+	}
+	if wait <= 0 {
+		return true
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.Request.Context().Done():
+		fail(c, http.StatusServiceUnavailable, "request cancelled")
+		return false
+	}
+}
+
+// retryAfter sets Retry-After to wait in whole seconds, rounded up.
+func retryAfter(c *gin.Context, wait time.Duration) {
+	c.Header("Retry-After", strconv.FormatInt(max(int64(math.Ceil(wait.Seconds())), 1), 10))
+}
+
+// rehashPassword stores a bcrypt hash of password in place of a seed md5
+// hash after a login; it does not revoke tokens.
+func (a *API) rehashPassword(c *gin.Context, id uint64, password string) error {
 	h, err := a.hasher.Hash(password)
 	if err != nil {
 		return err
@@ -142,6 +191,13 @@ func (a *API) register(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
+	// Each registration costs a bcrypt hash, and a 409 tells whether a
+	// name is taken: both are limited per address.
+	if wait, allowed := a.regLimiter.Take("register:" + c.ClientIP()); !allowed {
+		retryAfter(c, wait)
+		fail(c, http.StatusTooManyRequests, "too many registrations from this address; try again later")
+		return
+	}
 	h, err := a.hasher.Hash(in.Password)
 	if err != nil {
 		a.failErr(c, err)
@@ -175,8 +231,8 @@ func (a *API) changePassword(c *gin.Context) {
 		return
 	}
 	id := caller(c)
-	if !a.limiter.Allow("user:" + strings.ToLower(id.Username)) {
-		fail(c, http.StatusTooManyRequests, "too many attempts; try again later")
+	addr := c.ClientIP()
+	if !a.throttled(c, addr, id.Username, "too many attempts; try again later") {
 		return
 	}
 	u, err := a.accounts.UserByID(c.Request.Context(), id.UserID)
@@ -186,17 +242,27 @@ func (a *API) changePassword(c *gin.Context) {
 	}
 	if _, err := a.hasher.Verify(u.PasswordHash, in.OldPassword); err != nil {
 		if errors.Is(err, auth.ErrBadPassword) {
+			a.throttle.Failure(addr, id.Username)
 			fail(c, http.StatusForbidden, "old_password is wrong")
 			return
 		}
 		a.failErr(c, err)
 		return
 	}
-	if err := a.upgradePassword(c, u.ID, in.NewPassword); err != nil {
+	a.throttle.Success(addr, id.Username)
+	h, err := a.hasher.Hash(in.NewPassword)
+	if err != nil {
 		a.failErr(c, err)
 		return
 	}
-	ok(c, nil)
+	gen, err := a.accounts.ChangePassword(c.Request.Context(), u.ID, h)
+	if err != nil {
+		a.failErr(c, err)
+		return
+	}
+	a.log.Info("password changed; older tokens revoked", "user_id", u.ID, "token_generation", gen)
+	// The caller's own token is revoked with the others: answer a new one.
+	a.issue(c, auth.Identity{UserID: u.ID, Username: u.Username, Generation: gen})
 }
 
 // queryInt reads an optional positive whole-number query parameter.

@@ -117,6 +117,9 @@ func dialectorFor(databaseURL, dataDir string) (gorm.Dialector, string, error) {
 			}
 			path = filepath.Join(dataDir, "meeting.db")
 		}
+		if err := privateFile(path); err != nil {
+			return nil, "", err
+		}
 		dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_time_format=sqlite"
 		return sqlite.Open(dsn), "sqlite", nil
 	case strings.HasPrefix(databaseURL, "mysql://"):
@@ -128,6 +131,28 @@ func dialectorFor(databaseURL, dataDir string) (gorm.Dialector, string, error) {
 	default:
 		return nil, "", fmt.Errorf("database URL %q: want mysql://user:pass@host:port/db or sqlite:PATH", redact(databaseURL))
 	}
+}
+
+// privateFile creates the SQLite file at path with mode 0600 before SQLite
+// opens it (SQLite gives its -wal and -shm files the same mode), or makes
+// an existing one 0600: it holds password hashes.
+func privateFile(path string) error {
+	if strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") || strings.Contains(path, "?") {
+		return nil // not a plain path: SQLite's own business
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("open database file: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("make the database file private: %w", err)
+		}
+	}
+	return nil
 }
 
 // MySQLDSN turns mysql://user:pass@host:port/db?params into the driver's DSN,

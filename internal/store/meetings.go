@@ -18,8 +18,10 @@ var _ meeting.Store = (*Store)(nil)
 
 // CreateMeeting stores a meeting and its participants in one transaction,
 // filling in m's ID, CreatedAt and UpdatedAt. The creator takes part
-// without a room_user row.
+// without a room_user row. Identities are UUIDs, stored and compared in
+// lower case.
 func (s *Store) CreateMeeting(ctx context.Context, m *meeting.Meeting, participantIDs []uint64) error {
+	m.Identity = strings.ToLower(m.Identity)
 	row := meetingRow(*m)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(&row).Error; err != nil {
@@ -64,7 +66,7 @@ func (s *Store) Meeting(ctx context.Context, identity string) (meeting.Meeting, 
 
 func meetingByIdentity(db *gorm.DB, identity string) (Meeting, error) {
 	var m Meeting
-	err := db.Where("identity = ?", identity).Take(&m).Error
+	err := db.Where("identity = ?", strings.ToLower(identity)).Take(&m).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return Meeting{}, fmt.Errorf("meeting %s: %w", identity, ErrNotFound)
 	}
@@ -233,7 +235,8 @@ func (s *Store) RemoveParticipant(ctx context.Context, meetingID, userID uint64)
 	return nil
 }
 
-// UserIDs resolves usernames to ids; any unknown name is ErrNotFound.
+// UserIDs resolves usernames, in any letter case, to ids; any unknown name
+// is ErrNotFound.
 func (s *Store) UserIDs(ctx context.Context, usernames []string) ([]uint64, error) {
 	return userIDs(s.db.WithContext(ctx), usernames)
 }
@@ -242,8 +245,12 @@ func userIDs(db *gorm.DB, usernames []string) ([]uint64, error) {
 	if len(usernames) == 0 {
 		return nil, nil
 	}
+	lower := make([]string, len(usernames))
+	for i, n := range usernames {
+		lower[i] = strings.ToLower(n)
+	}
 	var users []User
-	if err := db.Where("username IN ?", usernames).Find(&users).Error; err != nil {
+	if err := db.Where("username IN ?", lower).Find(&users).Error; err != nil {
 		return nil, fmt.Errorf("find users: %w", err)
 	}
 	byName := make(map[string]uint64, len(users))

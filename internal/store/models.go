@@ -20,6 +20,10 @@ type User struct {
 	// Password is a bcrypt hash; rows from the seed hold an md5 hex digest
 	// until their first login re-hashes them.
 	Password string `gorm:"size:255;not null"`
+	// TokenGeneration counts password changes: API tokens carry the
+	// generation they were issued at and older ones are refused. Rows from
+	// before the column get 0, so their existing tokens stay valid.
+	TokenGeneration uint64 `gorm:"column:token_generation;not null;default:0"`
 	// SDP is a seed column that was never used; kept so old rows migrate as they are.
 	SDP *string `gorm:"column:sdp;type:text"`
 }
@@ -72,5 +76,6 @@ func meetingRow(m meeting.Meeting) Meeting {
 
 // accountOut converts a row into the service's type.
 func accountOut(u User) meeting.Account {
-	return meeting.Account{ID: u.ID, Username: u.Username, PasswordHash: u.Password, CreatedAt: u.CreatedAt}
+	return meeting.Account{ID: u.ID, Username: u.Username, PasswordHash: u.Password,
+		TokenGeneration: u.TokenGeneration, CreatedAt: u.CreatedAt}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +68,64 @@ func TestUsers(t *testing.T) {
 		}
 		if err := s.SetPassword(ctx, 999999, "x"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("SetPassword of unknown user: %v", err)
+		}
+	})
+}
+
+// Usernames and identities compare without case on every dialect.
+func TestNamesCompareWithoutCase(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		u := mustUser(t, s, "Alice")
+		if u.Username != "alice" {
+			t.Errorf("username stored as %q, want lower case", u.Username)
+		}
+		for _, n := range []string{"alice", "ALICE", "aLiCe"} {
+			if got, err := s.UserByName(ctx, n); err != nil || got.ID != u.ID {
+				t.Errorf("UserByName(%q) = %+v, %v", n, got, err)
+			}
+		}
+		if ids, err := s.UserIDs(ctx, []string{"ALICE", "alice"}); err != nil || len(ids) != 2 || ids[0] != u.ID || ids[1] != u.ID {
+			t.Errorf("UserIDs = %v, %v", ids, err)
+		}
+		if _, err := s.CreateUser(ctx, "ALICE", "h"); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("ALICE next to alice: %v, want ErrConflict", err)
+		}
+		m := meeting.Meeting{Identity: "5F0C3C5E-6F55-4A39-9B34-0D6F0A1D2B11", Name: "x", BeginAt: time.Now().UTC().Truncate(time.Second),
+			EndAt: time.Now().UTC().Truncate(time.Second).Add(time.Hour), CreatorID: u.ID}
+		if err := s.CreateMeeting(ctx, &m, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11", "5F0C3C5E-6F55-4A39-9B34-0D6F0A1D2B11"} {
+			if got, err := s.Meeting(ctx, id); err != nil || got.Identity != "5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11" {
+				t.Errorf("Meeting(%q) = %+v, %v", id, got, err)
+			}
+		}
+	})
+}
+
+// A password change increments the token generation, in the same UPDATE as
+// the hash; the re-hash of a login (SetPassword) does not.
+func TestTokenGeneration(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		u := mustUser(t, s, "alice")
+		if u.TokenGeneration != 0 {
+			t.Fatalf("new user's generation = %d, want 0", u.TokenGeneration)
+		}
+		if err := s.SetPassword(ctx, u.ID, "rehash"); err != nil {
+			t.Fatal(err)
+		}
+		for want := uint64(1); want <= 2; want++ {
+			gen, err := s.ChangePassword(ctx, u.ID, fmt.Sprintf("hash-%d", want))
+			if err != nil || gen != want {
+				t.Fatalf("ChangePassword = %d, %v; want %d", gen, err, want)
+			}
+			got, err := s.UserByID(ctx, u.ID)
+			if err != nil || got.TokenGeneration != want || got.PasswordHash != fmt.Sprintf("hash-%d", want) {
+				t.Fatalf("after change %d: %+v, %v", want, got, err)
+			}
+		}
+		if _, err := s.ChangePassword(ctx, 999999, "x"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("ChangePassword of unknown user: %v", err)
 		}
 	})
 }
@@ -312,7 +372,7 @@ func TestSeedDatabaseUpgrades(t *testing.T) {
 	}
 	defer s.Close()
 	root, err := s.UserByName(ctx, "root")
-	if err != nil || root.ID != 1 || root.PasswordHash != "8017d0408f41b75489701e3fb1c3e773" {
+	if err != nil || root.ID != 1 || root.PasswordHash != "8017d0408f41b75489701e3fb1c3e773" || root.TokenGeneration != 0 {
 		t.Fatalf("seed user after migration: %+v, %v", root, err)
 	}
 	m, err := s.Meeting(ctx, "5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11")
@@ -342,4 +402,40 @@ func TestSeedDatabaseUpgrades(t *testing.T) {
 		t.Fatalf("second migration: %v", err)
 	}
 	s2.Close()
+}
+
+// meeting.db holds password hashes: it is created 0600, and an existing
+// file (and its WAL) is made 0600.
+func TestSQLiteFileIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	mode := func(p string) os.FileMode {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	s, err := store.Open(ctx, "", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUser(t, s, "alice")
+	db := filepath.Join(dir, "meeting.db")
+	for _, p := range []string{db, db + "-wal", db + "-shm"} {
+		if _, err := os.Stat(p); err == nil && mode(p) != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(p), mode(p))
+		}
+	}
+	s.Close()
+	for _, p := range []string{db, db + "-wal", db + "-shm"} {
+		_ = os.Chmod(p, 0o644)
+	}
+	s, err = store.Open(ctx, "", dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if mode(db) != 0o600 {
+		t.Errorf("an existing 0644 meeting.db was left %v", mode(db))
+	}
 }

@@ -196,18 +196,26 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 	}
 }
 
-// --help documents every flag with its environment variable.
+// --help and `meeting help` document every flag with its environment
+// variable, on standard output, and exit 0.
 func TestHelpDocumentsFlags(t *testing.T) {
-	p := start(t, nil, "--help")
-	<-p.done
-	if p.err != nil {
-		t.Fatalf("--help exited with %v", p.err)
-	}
-	help := p.stderr.String()
-	for _, want := range []string{"--http-addr", "MEETING_HTTP_ADDR", "MEETING_DATA_DIR", "MEETING_DATABASE_URL",
-		"MEETING_JWT_SECRET", "MEETING_ADMIN_PASSWORD", "operator", "sfu", "turn"} {
-		if !strings.Contains(help, want) {
-			t.Errorf("--help lacks %s:\n%s", want, help)
+	for _, args := range [][]string{{"--help"}, {"help"}} {
+		p := start(t, nil, args...)
+		<-p.done
+		if p.err != nil {
+			t.Fatalf("%v exited with %v", args, p.err)
 		}
+		help := p.stdout.String()
+		for _, want := range []string{"--http-addr", "MEETING_HTTP_ADDR", "MEETING_DATA_DIR", "MEETING_DATABASE_URL",
+			"MEETING_JWT_SECRET", "MEETING_JWT_SECRET_FILE", "MEETING_ADMIN_PASSWORD", "operator", "sfu", "turn", "admin"} {
+			if !strings.Contains(help, want) {
+				t.Errorf("%v lacks %s on stdout:\n%s", args, want, help)
+			}
+		}
+	}
+	p := start(t, nil, "help", "admin")
+	<-p.done
+	if p.err != nil || !strings.Contains(p.stdout.String(), "reset-password USER") {
+		t.Errorf("meeting help admin: %v\n%s", p.err, p.stdout.String())
 	}
 }
