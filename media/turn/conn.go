@@ -55,9 +55,13 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // WriteTo sends pion's datagram, letting the guard see Allocate answers and
 // the channel table ChannelBind answers.
 func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	c.guard.outbound(p)
-	if t, ok := stunType(p); ok && (t == channelBindSuccess || t == channelBindError) {
-		c.channels.answered(p, t)
+	if t, ok := stunType(p); ok {
+		switch {
+		case isAllocateAnswer(t):
+			c.guard.outbound(p, t, "udp", c.PacketConn.LocalAddr(), addr)
+		case t == channelBindSuccess || t == channelBindError:
+			c.channels.answered(p, t)
+		}
 	}
 	return c.PacketConn.WriteTo(p, addr)
 }
@@ -115,7 +119,9 @@ func (c *streamConn) Read(p []byte) (int, error) {
 }
 
 func (c *streamConn) Write(p []byte) (int, error) {
-	c.guard.outbound(p)
+	if t, ok := stunType(p); ok && isAllocateAnswer(t) {
+		c.guard.outbound(p, t, "tcp", c.Conn.LocalAddr(), c.Conn.RemoteAddr())
+	}
 	return c.Conn.Write(p)
 }
 

@@ -99,9 +99,6 @@ func (g *guard) inbound(b []byte, network string, local, remote net.Addr) (reply
 
 // allocate reserves quota for an authenticated Allocate, or refuses it.
 func (g *guard) allocate(m *stun.Message, key []byte, username, tuple string) []byte {
-	if g.quotas.allocated(tuple) {
-		return nil // pion answers a retransmission from its cache, or 437
-	}
 	_, user, _ := parseUsername(username)
 	err := g.quotas.reserve(m.TransactionID, user, tuple)
 	if err == nil {
@@ -191,26 +188,29 @@ func (g *guard) refuse(m *stun.Message, key []byte, code stun.ErrorCode) []byte 
 	return resp.Raw
 }
 
-// outbound watches pion's answers to Allocate requests for the quotas.
-func (g *guard) outbound(b []byte) {
-	t, ok := stunType(b)
-	if !ok || (t != allocateSuccess && t != allocateError) {
-		return
-	}
+// isAllocateAnswer reports whether a message of STUN type t (see stunType)
+// is an answer to an Allocate, which outbound must see.
+func isAllocateAnswer(t uint16) bool { return t == allocateSuccess || t == allocateError }
+
+// outbound watches pion's answers to Allocate requests (isAllocateAnswer)
+// for the quotas; network, local and remote name the client 5-tuple the
+// answer goes to, as in inbound.
+func (g *guard) outbound(b []byte, t uint16, network string, local, remote net.Addr) {
 	m := &stun.Message{Raw: b}
 	if err := m.Decode(); err != nil {
 		return
 	}
+	client := tuple(network, local, remote)
 	if t == allocateError {
-		g.quotas.refused(m.TransactionID)
+		g.quotas.refused(m.TransactionID, client)
 		return
 	}
 	var relayed stun.XORMappedAddress // same encoding as XOR-RELAYED-ADDRESS
 	if err := relayed.GetFromAs(m, stun.AttrXORRelayedAddress); err != nil {
-		g.quotas.refused(m.TransactionID)
+		g.quotas.refused(m.TransactionID, client)
 		return
 	}
-	g.quotas.confirmed(m.TransactionID, relayKey(relayed.IP, relayed.Port))
+	g.quotas.confirmed(m.TransactionID, client, relayKey(relayed.IP, relayed.Port))
 }
 
 // relayKey names a relay address the same way from a response and a socket.
