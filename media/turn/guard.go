@@ -55,46 +55,47 @@ var dropped = []byte{}
 
 // inbound inspects a message from a client. A nil reply hands it to pion;
 // otherwise the caller sends reply, when it is not empty (see dropped), and
-// does not hand the message to pion.
-func (g *guard) inbound(b []byte, network string, local, remote net.Addr) (reply []byte) {
+// does not hand the message to pion. authed reports that the message is a
+// request whose credentials and MESSAGE-INTEGRITY the guard has checked.
+func (g *guard) inbound(b []byte, network string, local, remote net.Addr) (reply []byte, authed bool) {
 	t, ok := stunType(b)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	switch t {
 	case allocateRequest, refreshRequest, createPermissionRequest, channelBindRequest:
 	case sendIndication:
 		if g.policy.hasAddrs() {
-			return g.send(b, remote)
+			return g.send(b, remote), false
 		}
-		return nil
+		return nil, false
 	default:
-		return nil
+		return nil, false
 	}
 	m := &stun.Message{Raw: append([]byte(nil), b...)} // Check rewrites Raw in place
 	if err := m.Decode(); err != nil || !m.Contains(stun.AttrMessageIntegrity) {
-		return nil // pion answers 400 or 401
+		return nil, false // pion answers 400 or 401
 	}
 	var username stun.Username
 	var realm stun.Realm
 	if username.GetFrom(m) != nil || realm.GetFrom(m) != nil {
-		return nil
+		return nil, false
 	}
 	key, err := g.auth.key(username.String(), realm.String())
 	if err != nil {
-		return nil // pion asks the same authenticator, refuses and counts
+		return nil, false // pion asks the same authenticator, refuses and counts
 	}
 	if err := stun.MessageIntegrity(key).Check(m); err != nil {
 		g.metrics.authFailure(err)
-		return nil // pion answers 400
+		return nil, false // pion answers 400
 	}
 	switch t {
 	case allocateRequest:
-		return g.allocate(m, key, username.String(), tuple(network, local, remote))
+		return g.allocate(m, key, username.String(), tuple(network, local, remote)), true
 	case createPermissionRequest, channelBindRequest:
-		return g.permit(m, key, remote)
+		return g.permit(m, key, remote), true
 	}
-	return nil
+	return nil, true
 }
 
 // allocate reserves quota for an authenticated Allocate, or refuses it.

@@ -37,6 +37,7 @@ func TestQuotasUnderRacingTCPAllocates(t *testing.T) {
 			s, reg := startServer(t, func(c *Config) {
 				c.Listeners = []net.Listener{tcp}
 				c.UserQuota, c.TotalQuota = tc.userQuota, tc.totalQuota
+				c.TCPConnsPerSource = 0 // every racer comes from 127.0.0.1
 			})
 			nonce := tcpNonce(t, tcp.Addr())
 			var shared [stun.TransactionIDSize]byte

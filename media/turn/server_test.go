@@ -375,6 +375,9 @@ func TestConfigValidate(t *testing.T) {
 		"ports reversed":  func(c *Config) { c.RelayPortMin, c.RelayPortMax = 60000, 50000 },
 		"port zero":       func(c *Config) { c.RelayPortMin = 0 },
 		"negative quota":  func(c *Config) { c.UserQuota = -1 },
+		"negative auth":   func(c *Config) { c.TCPAuthTimeout = -time.Second },
+		"negative idle":   func(c *Config) { c.TCPIdleTimeout = -time.Second },
+		"negative cap":    func(c *Config) { c.TCPConnsPerSource = -1 },
 	} {
 		c := good
 		mutate(&c)
