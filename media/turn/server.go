@@ -77,7 +77,8 @@ type Config struct {
 	TotalQuota int
 	// TCPAuthTimeout closes a connection of Listeners that has not sent an
 	// authenticated request (one whose MESSAGE-INTEGRITY the server checked)
-	// this long after it was accepted; 0 is DefaultTCPAuthTimeout.
+	// this long after it was accepted, or whose client leaves a write
+	// unread that long before it has; 0 is DefaultTCPAuthTimeout.
 	TCPAuthTimeout time.Duration
 	// TCPIdleTimeout closes an authenticated connection of Listeners that
 	// has sent nothing for this long, or whose client has read nothing for

@@ -88,11 +88,12 @@ func (s *streams) admit(c net.Conn, g *guard) *streamConn {
 	s.bySource[src]++
 	s.open[sc] = struct{}{}
 	s.mu.Unlock()
-	now := time.Now()
-	// Until it authenticates, a connection may not block pion's writes
-	// longer than it may stay silent.
-	_ = c.SetReadDeadline(now.Add(s.authTimeout))
-	sc.extendWrite(now)
+	// Until it authenticates, a connection may neither stay silent nor
+	// leave unread what pion writes to it longer than the auth timeout.
+	by := time.Now().Add(s.authTimeout)
+	_ = c.SetReadDeadline(by)
+	_ = c.SetWriteDeadline(by)
+	sc.writeBy.Store(by.UnixNano())
 	return sc
 }
 
@@ -127,10 +128,10 @@ func (s *streams) close() {
 const maxFrame = 20 + 1<<16
 
 // streamConn cuts a TCP stream into TURN frames so that the guard sees whole
-// messages, and hands pion the frames it lets through. Its read deadline is
-// the authentication timeout until the guard has checked the integrity of a
-// request on it, then the idle timeout from the last frame; its write
-// deadline the idle timeout from the last write.
+// messages, and hands pion the frames it lets through. Its read and write
+// deadlines are the authentication timeout from its accept until the guard
+// has checked the integrity of a request on it, then the idle timeout from
+// the last frame read and the last write.
 type streamConn struct {
 	net.Conn
 	guard   *guard
@@ -140,12 +141,10 @@ type streamConn struct {
 	buf     []byte
 	pending []byte // the rest of a frame pion has not read yet
 
-	// Read's goroutine only:
-	authed   bool
-	readLeft time.Time // when the read deadline was last set to (idle)
-
-	writeBy atomic.Int64 // write deadline last set, Unix nanoseconds
-	once    sync.Once
+	authed   atomic.Bool  // set once, by Read's goroutine
+	readLeft time.Time    // the read deadline last set; Read's goroutine only
+	writeBy  atomic.Int64 // the write deadline last set, Unix nanoseconds
+	once     sync.Once
 }
 
 // Deadlines move by at least a quarter of the idle timeout, so that a busy
@@ -178,7 +177,7 @@ func (c *streamConn) Read(p []byte) (int, error) {
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				reason := "idle"
-				if !c.authed {
+				if !c.authed.Load() {
 					reason = "unauthenticated"
 				}
 				c.timedOut(reason)
@@ -187,8 +186,11 @@ func (c *streamConn) Read(p []byte) (int, error) {
 		}
 		frame := c.buf[:n]
 		reply, authed := c.guard.inbound(frame, "tcp", c.Conn.LocalAddr(), c.Conn.RemoteAddr())
-		c.authed = c.authed || authed
-		if c.authed {
+		if authed && !c.authed.Load() {
+			c.authed.Store(true)
+			c.extendWrite(time.Now())
+		}
+		if c.authed.Load() {
 			c.extendRead(time.Now())
 		}
 		if reply == nil {
@@ -215,12 +217,18 @@ func (c *streamConn) Write(p []byte) (int, error) {
 }
 
 func (c *streamConn) write(p []byte) (int, error) {
-	c.extendWrite(time.Now())
+	if c.authed.Load() {
+		c.extendWrite(time.Now())
+	}
 	n, err := c.Conn.Write(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		// The client has read nothing for the idle timeout: it is gone, and
-		// a later write might succeed with a frame cut in two.
-		c.timedOut("idle")
+		// The client has left unread what the server sent for the timeout:
+		// it is gone, and a later write might succeed with a frame cut in two.
+		reason := "idle"
+		if !c.authed.Load() {
+			reason = "unauthenticated"
+		}
+		c.timedOut(reason)
 		_ = c.Close()
 	}
 	return n, err

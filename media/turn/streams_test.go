@@ -172,3 +172,54 @@ func TestTCPConnsPerSource(t *testing.T) {
 	}
 	eventually(t, func() bool { return runtime.NumGoroutine() <= baseline }, "goroutines back to the baseline")
 }
+
+// TestUnreadingTCPClosed: a client that sends requests but never reads the
+// answers must not hold pion's goroutine in a blocked write beyond
+// TCPAuthTimeout. Small socket buffers make the server's writes block soon.
+func TestUnreadingTCPClosed(t *testing.T) {
+	tcp := loopbackTCP(t)
+	small := func(opt int) func(syscall.RawConn) error {
+		return func(rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 4096) }); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	rc, err := tcp.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := small(syscall.SO_SNDBUF)(rc); err != nil { // accepted connections inherit it
+		t.Fatal(err)
+	}
+	_, reg := startServer(t, func(c *Config) {
+		c.Listeners = []net.Listener{tcp}
+		c.TCPAuthTimeout, c.TCPIdleTimeout = 300*time.Millisecond, time.Minute
+	})
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error { return small(syscall.SO_RCVBUF)(rc) }}
+	c, err := d.Dial("tcp", tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw
+	flood := make([]byte, 0, 20000*len(req))
+	for i := 0; i < 20000; i++ {
+		flood = append(flood, req...)
+	}
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		_, _ = c.Write(flood) // blocks once the buffers are full, until the server closes
+	}()
+	eventually(t, func() bool {
+		return metricValue(t, reg, "meeting_turn_connections_closed_total", "reason", "unauthenticated") == 1
+	}, "the unreading connection closed")
+	if !closedByServer(t, c) {
+		t.Error("unreading connection still open")
+	}
+	_ = c.Close()
+	<-sent
+}
