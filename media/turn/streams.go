@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	pionturn "github.com/pion/turn/v2"
@@ -23,16 +24,46 @@ type listener struct {
 	streams *streams
 }
 
+// Accept returns the next connection pion should serve. pion stops serving
+// a listener at the first error Accept returns, so errors that pass (out of
+// file descriptors, as a connection flood can cause; a connection aborted
+// before it was accepted) are retried after a pause growing from 5 ms to
+// 1 s, as net/http does.
 func (l *listener) Accept() (net.Conn, error) {
+	var pause time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			if !acceptRetryable(err) {
+				return nil, err
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			l.streams.log.Warn("turn accept failed, retrying", "listener", l.Addr().String(), "err", err, "pause", pause.String())
+			select {
+			case <-time.After(pause):
+			case <-l.streams.done:
+				return nil, net.ErrClosed
+			}
+			continue
 		}
+		pause = 0
 		if sc := l.streams.admit(c, l.guard); sc != nil {
 			return sc, nil
 		}
 	}
+}
+
+// acceptRetryable reports whether Accept may succeed again after err.
+func acceptRetryable(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) ||
+		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EINTR)
 }
 
 // streams keeps the client connections of a Server's listeners: how many
@@ -44,6 +75,8 @@ type streams struct {
 	metrics                  *metrics
 	log                      *slog.Logger
 
+	done chan struct{} // closed by close
+
 	mu       sync.Mutex
 	bySource map[netip.Addr]int
 	open     map[*streamConn]struct{}
@@ -54,6 +87,7 @@ func newStreams(authTimeout, idleTimeout time.Duration, perSource int, q *quotas
 	return &streams{
 		authTimeout: authTimeout, idleTimeout: idleTimeout, perSource: perSource,
 		quotas: q, metrics: m, log: log,
+		done:     make(chan struct{}),
 		bySource: map[netip.Addr]int{},
 		open:     map[*streamConn]struct{}{},
 	}
@@ -113,6 +147,9 @@ func (s *streams) release(sc *streamConn) {
 // close closes every connection and admits no more.
 func (s *streams) close() {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	conns := make([]*streamConn, 0, len(s.open))
 	for sc := range s.open {

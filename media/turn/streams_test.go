@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -222,4 +224,34 @@ func TestUnreadingTCPClosed(t *testing.T) {
 	}
 	_ = c.Close()
 	<-sent
+}
+
+// failingListener fails its first Accepts with EMFILE, as a process out of
+// file descriptors does.
+type failingListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptRetriedAfterEMFILE: pion stops serving a listener at the first
+// Accept error; running out of file descriptors for a moment must not end
+// TCP service for good.
+func TestAcceptRetriedAfterEMFILE(t *testing.T) {
+	l := &failingListener{Listener: loopbackTCP(t)}
+	l.fails.Store(3)
+	startServer(t, func(c *Config) { c.Listeners = []net.Listener{l} })
+	c := dialFrom(t, "127.0.0.1", l.Addr())
+	if !answers(c) {
+		t.Fatal("no answer over TCP after Accept failed with EMFILE")
+	}
+	if !acceptRetryable(&net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.ENFILE)}) || acceptRetryable(net.ErrClosed) {
+		t.Error("acceptRetryable wrong")
+	}
 }
