@@ -9,6 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"meeting.dev/meeting/media/turn"
 )
 
 // parseTURN reads the turn role's flags from args (and the environment)
@@ -107,5 +110,43 @@ func TestTURNOpenSockets(t *testing.T) {
 	f = &turnFlags{listen: ls[0].Addr().String(), udpSockets: 1}
 	if _, _, err := f.openSockets(); err == nil {
 		t.Fatal("openSockets on a taken TCP port succeeded")
+	}
+}
+
+// TestTURNConnectionFlags checks the TCP connection limits: defaults, flags
+// and their environment variables, and that turn.New refuses bad values.
+func TestTURNConnectionFlags(t *testing.T) {
+	t.Setenv("MEETING_TURN_SECRET", "s")
+	f, err := parseTURN(t, "--relay-ip", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.cfg.TCPAuthTimeout != turn.DefaultTCPAuthTimeout || f.cfg.TCPIdleTimeout != turn.DefaultTCPIdleTimeout || f.cfg.TCPConnsPerSource != turn.DefaultTCPConnsPerSource {
+		t.Errorf("defaults: %v, %v, %d", f.cfg.TCPAuthTimeout, f.cfg.TCPIdleTimeout, f.cfg.TCPConnsPerSource)
+	}
+	f, err = parseTURN(t, "--relay-ip", "127.0.0.1", "--tcp-auth-timeout", "2s", "--tcp-idle-timeout", "90s", "--tcp-conns-per-source", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.cfg.TCPAuthTimeout != 2*time.Second || f.cfg.TCPIdleTimeout != 90*time.Second || f.cfg.TCPConnsPerSource != 0 {
+		t.Errorf("flags: %v, %v, %d", f.cfg.TCPAuthTimeout, f.cfg.TCPIdleTimeout, f.cfg.TCPConnsPerSource)
+	}
+	t.Setenv("MEETING_TCP_CONNS_PER_SOURCE", "50")
+	t.Setenv("MEETING_TCP_IDLE_TIMEOUT", "1m")
+	f, err = parseTURN(t, "--relay-ip", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.cfg.TCPConnsPerSource != 50 || f.cfg.TCPIdleTimeout != time.Minute {
+		t.Errorf("from the environment: %d, %v", f.cfg.TCPConnsPerSource, f.cfg.TCPIdleTimeout)
+	}
+	t.Setenv("MEETING_TCP_CONNS_PER_SOURCE", "")
+	t.Setenv("MEETING_TCP_IDLE_TIMEOUT", "")
+	f, err = parseTURN(t, "--relay-ip", "127.0.0.1", "--tcp-auth-timeout", "-1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.cfg.Validate(); err == nil || !strings.Contains(err.Error(), "TCP timeouts") {
+		t.Errorf("negative --tcp-auth-timeout: Validate = %v, want an error naming it", err)
 	}
 }

@@ -36,7 +36,7 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if n >= 4 && b[0]&0xc0 == 0x40 && c.channels.relay(b, addr) {
 			continue
 		}
-		reply := c.guard.inbound(b, "udp", c.PacketConn.LocalAddr(), addr)
+		reply, _ := c.guard.inbound(b, "udp", c.PacketConn.LocalAddr(), addr)
 		if reply == nil {
 			if t, ok := stunType(b); ok && t == channelBindRequest {
 				c.channels.request(b, c.PacketConn.LocalAddr(), addr)
@@ -55,68 +55,15 @@ func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 // WriteTo sends pion's datagram, letting the guard see Allocate answers and
 // the channel table ChannelBind answers.
 func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	c.guard.outbound(p)
-	if t, ok := stunType(p); ok && (t == channelBindSuccess || t == channelBindError) {
-		c.channels.answered(p, t)
+	if t, ok := stunType(p); ok {
+		switch {
+		case isAllocateAnswer(t):
+			c.guard.outbound(p, t, "udp", c.PacketConn.LocalAddr(), addr)
+		case t == channelBindSuccess || t == channelBindError:
+			c.channels.answered(p, t)
+		}
 	}
 	return c.PacketConn.WriteTo(p, addr)
-}
-
-// listener is a client-facing TCP or TLS listener whose connections have the
-// guard in front of pion.
-type listener struct {
-	net.Listener
-	guard *guard
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &streamConn{Conn: c, guard: l.guard, frames: pionturn.NewSTUNConn(c), buf: make([]byte, maxFrame)}, nil
-}
-
-// maxFrame holds the largest STUN message or ChannelData frame.
-const maxFrame = 20 + 1<<16
-
-// streamConn cuts a TCP stream into TURN frames so that the guard sees whole
-// messages, and hands pion the frames it lets through.
-type streamConn struct {
-	net.Conn
-	guard   *guard
-	frames  *pionturn.STUNConn
-	buf     []byte
-	pending []byte // the rest of a frame pion has not read yet
-}
-
-func (c *streamConn) Read(p []byte) (int, error) {
-	for len(c.pending) == 0 {
-		n, _, err := c.frames.ReadFrom(c.buf)
-		if err != nil {
-			return 0, err
-		}
-		frame := c.buf[:n]
-		reply := c.guard.inbound(frame, "tcp", c.Conn.LocalAddr(), c.Conn.RemoteAddr())
-		if reply == nil {
-			c.pending = frame
-			break
-		}
-		if len(reply) == 0 {
-			continue
-		}
-		if _, err := c.Conn.Write(reply); err != nil {
-			return 0, fmt.Errorf("send turn refusal: %w", err)
-		}
-	}
-	n := copy(p, c.pending)
-	c.pending = c.pending[n:]
-	return n, nil
-}
-
-func (c *streamConn) Write(p []byte) (int, error) {
-	c.guard.outbound(p)
-	return c.Conn.Write(p)
 }
 
 // relays wraps pion's relay address generator: each relay socket counts the

@@ -55,53 +55,51 @@ var dropped = []byte{}
 
 // inbound inspects a message from a client. A nil reply hands it to pion;
 // otherwise the caller sends reply, when it is not empty (see dropped), and
-// does not hand the message to pion.
-func (g *guard) inbound(b []byte, network string, local, remote net.Addr) (reply []byte) {
+// does not hand the message to pion. authed reports that the message is a
+// request whose credentials and MESSAGE-INTEGRITY the guard has checked.
+func (g *guard) inbound(b []byte, network string, local, remote net.Addr) (reply []byte, authed bool) {
 	t, ok := stunType(b)
 	if !ok {
-		return nil
+		return nil, false
 	}
 	switch t {
 	case allocateRequest, refreshRequest, createPermissionRequest, channelBindRequest:
 	case sendIndication:
 		if g.policy.hasAddrs() {
-			return g.send(b, remote)
+			return g.send(b, remote), false
 		}
-		return nil
+		return nil, false
 	default:
-		return nil
+		return nil, false
 	}
 	m := &stun.Message{Raw: append([]byte(nil), b...)} // Check rewrites Raw in place
 	if err := m.Decode(); err != nil || !m.Contains(stun.AttrMessageIntegrity) {
-		return nil // pion answers 400 or 401
+		return nil, false // pion answers 400 or 401
 	}
 	var username stun.Username
 	var realm stun.Realm
 	if username.GetFrom(m) != nil || realm.GetFrom(m) != nil {
-		return nil
+		return nil, false
 	}
 	key, err := g.auth.key(username.String(), realm.String())
 	if err != nil {
-		return nil // pion asks the same authenticator, refuses and counts
+		return nil, false // pion asks the same authenticator, refuses and counts
 	}
 	if err := stun.MessageIntegrity(key).Check(m); err != nil {
 		g.metrics.authFailure(err)
-		return nil // pion answers 400
+		return nil, false // pion answers 400
 	}
 	switch t {
 	case allocateRequest:
-		return g.allocate(m, key, username.String(), tuple(network, local, remote))
+		return g.allocate(m, key, username.String(), tuple(network, local, remote)), true
 	case createPermissionRequest, channelBindRequest:
-		return g.permit(m, key, remote)
+		return g.permit(m, key, remote), true
 	}
-	return nil
+	return nil, true
 }
 
 // allocate reserves quota for an authenticated Allocate, or refuses it.
 func (g *guard) allocate(m *stun.Message, key []byte, username, tuple string) []byte {
-	if g.quotas.allocated(tuple) {
-		return nil // pion answers a retransmission from its cache, or 437
-	}
 	_, user, _ := parseUsername(username)
 	err := g.quotas.reserve(m.TransactionID, user, tuple)
 	if err == nil {
@@ -191,26 +189,29 @@ func (g *guard) refuse(m *stun.Message, key []byte, code stun.ErrorCode) []byte 
 	return resp.Raw
 }
 
-// outbound watches pion's answers to Allocate requests for the quotas.
-func (g *guard) outbound(b []byte) {
-	t, ok := stunType(b)
-	if !ok || (t != allocateSuccess && t != allocateError) {
-		return
-	}
+// isAllocateAnswer reports whether a message of STUN type t (see stunType)
+// is an answer to an Allocate, which outbound must see.
+func isAllocateAnswer(t uint16) bool { return t == allocateSuccess || t == allocateError }
+
+// outbound watches pion's answers to Allocate requests (isAllocateAnswer)
+// for the quotas; network, local and remote name the client 5-tuple the
+// answer goes to, as in inbound.
+func (g *guard) outbound(b []byte, t uint16, network string, local, remote net.Addr) {
 	m := &stun.Message{Raw: b}
 	if err := m.Decode(); err != nil {
 		return
 	}
+	client := tuple(network, local, remote)
 	if t == allocateError {
-		g.quotas.refused(m.TransactionID)
+		g.quotas.refused(m.TransactionID, client)
 		return
 	}
 	var relayed stun.XORMappedAddress // same encoding as XOR-RELAYED-ADDRESS
 	if err := relayed.GetFromAs(m, stun.AttrXORRelayedAddress); err != nil {
-		g.quotas.refused(m.TransactionID)
+		g.quotas.refused(m.TransactionID, client)
 		return
 	}
-	g.quotas.confirmed(m.TransactionID, relayKey(relayed.IP, relayed.Port))
+	g.quotas.confirmed(m.TransactionID, client, relayKey(relayed.IP, relayed.Port))
 }
 
 // relayKey names a relay address the same way from a response and a socket.

@@ -14,6 +14,7 @@ type metrics struct {
 	quotaRefusals     *prometheus.CounterVec
 	authFailures      *prometheus.CounterVec
 	permissionDenials prometheus.Counter
+	connsClosed       *prometheus.CounterVec
 
 	toPeerPackets, toPeerBytes     prometheus.Counter
 	toClientPackets, toClientBytes prometheus.Counter
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "meeting_turn_permission_denials_total",
 			Help: "Peer addresses refused by the peer policy (CreatePermission and ChannelBind answered 403, Send indications dropped).",
 		}),
+		connsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meeting_turn_connections_closed_total",
+			Help: "TCP and TLS client connections the server closed, by reason (unauthenticated: no authenticated request in time; idle: silent, or not reading, too long; source_limit: over the per-source cap).",
+		}, []string{"reason"}),
 		toPeerPackets:   packets.WithLabelValues("to_peer"),
 		toPeerBytes:     bytes.WithLabelValues("to_peer"),
 		toClientPackets: packets.WithLabelValues("to_client"),
@@ -74,6 +79,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.permissionDenials, err = register(reg, m.permissionDenials); err != nil {
+		return nil, err
+	}
+	if m.connsClosed, err = register(reg, m.connsClosed); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -118,4 +126,9 @@ func (m *metrics) quotaRefusal(err error) {
 		q = "total"
 	}
 	m.quotaRefusals.WithLabelValues(q).Inc()
+}
+
+// connClosed counts a client connection the server closed, by reason.
+func (m *metrics) connClosed(reason string) {
+	m.connsClosed.WithLabelValues(reason).Inc()
 }

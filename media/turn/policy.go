@@ -23,6 +23,8 @@ var deniedPeers = []netip.Prefix{
 	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, broadcast
 	netip.MustParsePrefix("::/128"),         // unspecified
 	netip.MustParsePrefix("::1/128"),        // loopback
+	netip.MustParsePrefix("::/96"),          // IPv4-compatible, deprecated (RFC 4291 section 2.5.5.1), no route
+	netip.MustParsePrefix("2001::/32"),      // Teredo (RFC 4380): tunnels to an obfuscated IPv4 address; service retired
 	netip.MustParsePrefix("100::/64"),       // discard
 	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64
 	netip.MustParsePrefix("fc00::/7"),       // unique local, e.g. metadata fd00:ec2::254
@@ -31,15 +33,21 @@ var deniedPeers = []netip.Prefix{
 	netip.MustParsePrefix("ff00::/8"),       // multicast
 }
 
+// IPv6 ranges whose addresses carry an IPv4 address; see embeddedIPv4.
 var (
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour = netip.MustParsePrefix("2002::/16")
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")    // NAT64 well-known prefix (RFC 6052)
+	sixToFour  = netip.MustParsePrefix("2002::/16")       // 6to4 (RFC 3056)
+	teredo     = netip.MustParsePrefix("2001::/32")       // Teredo (RFC 4380)
+	ipv4Compat = netip.MustParsePrefix("::/96")           // IPv4-compatible (RFC 4291)
+	siit       = netip.MustParsePrefix("::ffff:0:0:0/96") // IPv4-translated, SIIT (RFC 2765)
 )
 
 // PeerPolicy decides to which peer addresses clients may relay. By default it
 // refuses loopback, private, carrier-grade NAT, link-local (with cloud
 // metadata), multicast, unspecified and reserved ranges, in IPv4, IPv6 and
-// the IPv6 forms that embed an IPv4 address (mapped, NAT64, 6to4). Prefixes
+// the IPv6 forms that embed an IPv4 address (mapped, NAT64, 6to4,
+// IPv4-translated, ISATAP), and the whole of the obsolete IPv4-compatible
+// and Teredo ranges. Prefixes
 // in the allow list are permitted even when a denied range contains them,
 // and so are the exact peer addresses (IP and port) in the address list:
 // only those, not other ports of their IP.
@@ -81,13 +89,17 @@ func (p PeerPolicy) AllowedAddrPort(peer netip.AddrPort) bool {
 // Send indications, and relay sockets datagrams from peers, for the port.
 func (p PeerPolicy) hasAddrs() bool { return len(p.addrs) > 0 }
 
-// Allowed reports whether a client may relay to ip.
+// Allowed reports whether a client may relay to ip. An IPv6 address that
+// carries an IPv4 address (see embeddedIPv4) is judged by both: it is
+// denied when either is, unless the allow list contains either. It does
+// not allocate: the relay sockets call it for datagrams from peers.
 func (p PeerPolicy) Allowed(ip netip.Addr) bool {
 	if !ip.IsValid() {
 		return false
 	}
 	ip = ip.WithZone("")
-	forms := []netip.Addr{ip}
+	var buf [3]netip.Addr
+	forms := append(buf[:0], ip)
 	if ip.Is4In6() {
 		forms = append(forms, ip.Unmap())
 	}
@@ -111,16 +123,27 @@ func (p PeerPolicy) Allowed(ip netip.Addr) bool {
 	return true
 }
 
-// embeddedIPv4 returns the IPv4 address a NAT64 or 6to4 address carries.
+// embeddedIPv4 returns the IPv4 address an IPv6 address carries: the last
+// 32 bits of NAT64 (64:ff9b::/96), IPv4-compatible (::/96) and
+// IPv4-translated (::ffff:0:0:0/96) addresses, bits 16-47 of 6to4
+// (2002::/16), the bit-inverted last 32 bits of Teredo (2001::/32, the
+// client's address), and the last 32 bits of an ISATAP interface
+// identifier (…:0:5efe:a.b.c.d or …:200:5efe:a.b.c.d, in any prefix).
+// IPv4-mapped addresses are unmapped by the caller. Other translations
+// (network-specific NAT64 prefixes, 6rd) cannot be told from the address.
 func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
 	b := ip.As16()
 	switch {
 	case !ip.Is6() || ip.Is4In6():
 		return netip.Addr{}, false
-	case nat64.Contains(ip):
+	case nat64.Contains(ip), ipv4Compat.Contains(ip), siit.Contains(ip):
 		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
 	case sixToFour.Contains(ip):
 		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true
+	case teredo.Contains(ip):
+		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]}), true
+	case b[8]&^0x02 == 0 && b[9] == 0 && b[10] == 0x5e && b[11] == 0xfe: // ISATAP, either u/l bit
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
 	}
 	return netip.Addr{}, false
 }

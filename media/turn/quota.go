@@ -16,25 +16,42 @@ const reservationTimeout = 10 * time.Second
 // reservation into an allocation bound to its relay address, an error
 // response cancels it, and closing the relay socket releases it. Reservations
 // count against the quotas so concurrent requests cannot overshoot them.
+//
+// Requests and answers are matched by client 5-tuple and transaction ID: a
+// transaction ID is chosen by the client, so the same one on another
+// connection is another request, not a retransmission. pion handles the
+// requests of one 5-tuple one at a time, so a request and its answer are
+// never interleaved with another request of the same 5-tuple.
 type quotas struct {
 	perUser, total int // 0: unlimited
 	now            func() time.Time
 
 	mu       sync.Mutex
-	pending  map[[12]byte]reservation // by transaction ID
-	relays   map[string]*relayEntry   // by relay address, from socket open to close
-	tuples   map[string]string        // client 5-tuple → relay address of its allocation
-	users    map[string]int           // allocations plus reservations per user
-	occupied int                      // allocations plus reservations in total
+	pending  map[pendingKey]reservation // Allocates pion has not answered yet
+	relays   map[string]*relayEntry     // by relay address, from socket open to close
+	tuples   map[string]string          // client 5-tuple → relay address of its allocation
+	users    map[string]int             // allocations plus reservations per user
+	occupied int                        // allocations plus reservations in total
+}
+
+// pendingKey names one Allocate request: its client 5-tuple and transaction ID.
+type pendingKey struct {
+	tuple string
+	tx    [12]byte
 }
 
 type reservation struct {
-	user, tuple string
-	at          time.Time
+	user string
+	at   time.Time
+	// counted is false for a request from a 5-tuple that already holds an
+	// allocation: pion answers it from its cache or with 437 and creates
+	// nothing, so it takes no slot (a client at its quota may retransmit).
+	counted bool
 }
 
 type relayEntry struct {
-	bound       bool // counted for user
+	bound       bool // an allocation, counted in occupied
+	hasUser     bool // counted for user too
 	user, tuple string
 	conn        *relayConn
 }
@@ -42,38 +59,34 @@ type relayEntry struct {
 func newQuotas(perUser, total int, now func() time.Time) *quotas {
 	return &quotas{
 		perUser: perUser, total: total, now: now,
-		pending: map[[12]byte]reservation{},
+		pending: map[pendingKey]reservation{},
 		relays:  map[string]*relayEntry{},
 		tuples:  map[string]string{},
 		users:   map[string]int{},
 	}
 }
 
-// allocated reports whether the client 5-tuple already holds an allocation
-// (a retransmitted Allocate, which pion answers from its cache).
-func (q *quotas) allocated(tuple string) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	_, ok := q.tuples[tuple]
-	return ok
-}
-
-// reserve takes a slot for an Allocate request of user from tuple, or
-// returns ErrUserQuota or ErrTotalQuota.
+// reserve takes a slot for an Allocate request of user from the client
+// 5-tuple tuple, or returns ErrUserQuota or ErrTotalQuota.
 func (q *quotas) reserve(tx [12]byte, user, tuple string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, dup := q.pending[tx]; dup {
+	key := pendingKey{tuple: tuple, tx: tx}
+	if _, dup := q.pending[key]; dup {
 		return nil // a retransmission of a request already counted
 	}
 	q.expireLocked()
+	if _, held := q.tuples[tuple]; held {
+		q.pending[key] = reservation{user: user, at: q.now()}
+		return nil
+	}
 	if q.total > 0 && q.occupied >= q.total {
 		return fmt.Errorf("%w (%d)", ErrTotalQuota, q.total)
 	}
 	if q.perUser > 0 && q.users[user] >= q.perUser {
 		return fmt.Errorf("%w (%d for %q)", ErrUserQuota, q.perUser, user)
 	}
-	q.pending[tx] = reservation{user: user, tuple: tuple, at: q.now()}
+	q.pending[key] = reservation{user: user, at: q.now(), counted: true}
 	q.users[user]++
 	q.occupied++
 	return nil
@@ -82,16 +95,26 @@ func (q *quotas) reserve(tx [12]byte, user, tuple string) error {
 // expireLocked drops reservations that never saw an answer.
 func (q *quotas) expireLocked() {
 	cutoff := q.now().Add(-reservationTimeout)
-	for tx, r := range q.pending {
+	for key, r := range q.pending {
 		if r.at.Before(cutoff) {
-			delete(q.pending, tx)
-			q.releaseLocked(r.user)
+			delete(q.pending, key)
+			q.cancelLocked(r)
 		}
 	}
 }
 
-func (q *quotas) releaseLocked(user string) {
+// cancelLocked gives back what a reservation took.
+func (q *quotas) cancelLocked(r reservation) {
+	if r.counted {
+		q.releaseLocked(r.user, true)
+	}
+}
+
+func (q *quotas) releaseLocked(user string, hasUser bool) {
 	q.occupied--
+	if !hasUser {
+		return
+	}
 	if q.users[user]--; q.users[user] <= 0 {
 		delete(q.users, user)
 	}
@@ -114,32 +137,45 @@ func (q *quotas) relayOf(tuple string) *relayConn {
 	return nil
 }
 
-// confirmed binds the reservation of transaction tx to the allocation at
-// relay, once pion has answered the Allocate with success.
-func (q *quotas) confirmed(tx [12]byte, relay string) {
+// confirmed binds the allocation at relay to the Allocate of transaction tx
+// from tuple, once pion has answered it with success. Every new allocation
+// is counted, with or without a reservation (one that lapsed, or a request
+// from a 5-tuple whose allocation ended meanwhile), even beyond the quota:
+// the counts must not fall below what pion holds.
+func (q *quotas) confirmed(tx [12]byte, tuple, relay string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	r, ok := q.pending[tx]
-	if !ok {
-		return // a cached answer to a retransmission, or not reserved
-	}
-	delete(q.pending, tx)
+	key := pendingKey{tuple: tuple, tx: tx}
+	r, reserved := q.pending[key]
+	delete(q.pending, key)
 	e, open := q.relays[relay]
 	if !open || e.bound {
-		q.releaseLocked(r.user) // the allocation is already gone
+		// The allocation is already gone, or this is a cached answer to a
+		// retransmission of a request already counted.
+		if reserved {
+			q.cancelLocked(r)
+		}
 		return
 	}
-	*e = relayEntry{bound: true, user: r.user, tuple: r.tuple, conn: e.conn}
-	q.tuples[r.tuple] = relay
+	if !r.counted {
+		q.occupied++
+		if reserved {
+			q.users[r.user]++
+		}
+	}
+	*e = relayEntry{bound: true, hasUser: reserved, user: r.user, tuple: tuple, conn: e.conn}
+	q.tuples[tuple] = relay
 }
 
-// refused cancels the reservation of transaction tx after an error answer.
-func (q *quotas) refused(tx [12]byte) {
+// refused cancels the reservation of the Allocate of transaction tx from
+// tuple after an error answer.
+func (q *quotas) refused(tx [12]byte, tuple string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if r, ok := q.pending[tx]; ok {
-		delete(q.pending, tx)
-		q.releaseLocked(r.user)
+	key := pendingKey{tuple: tuple, tx: tx}
+	if r, ok := q.pending[key]; ok {
+		delete(q.pending, key)
+		q.cancelLocked(r)
 	}
 }
 
@@ -153,8 +189,10 @@ func (q *quotas) closed(relay string) {
 	}
 	delete(q.relays, relay)
 	if e.bound {
-		delete(q.tuples, e.tuple)
-		q.releaseLocked(e.user)
+		if q.tuples[e.tuple] == relay {
+			delete(q.tuples, e.tuple)
+		}
+		q.releaseLocked(e.user, e.hasUser)
 	}
 }
 

@@ -26,6 +26,17 @@ const (
 	DefaultRelayPortMax = 65535
 	DefaultUserQuota    = 10
 	DefaultTotalQuota   = 2000
+	// DefaultTCPAuthTimeout is how long a TCP or TLS connection may stay
+	// without sending an authenticated request.
+	DefaultTCPAuthTimeout = 5 * time.Second
+	// DefaultTCPIdleTimeout is how long a TCP or TLS connection may stay
+	// silent once authenticated: the default allocation lifetime (RFC 5766),
+	// twice a permission's; a client that relays refreshes its permissions
+	// at least every 5 minutes.
+	DefaultTCPIdleTimeout = 10 * time.Minute
+	// DefaultTCPConnsPerSource is the most TCP and TLS connections one
+	// source IP address may hold.
+	DefaultTCPConnsPerSource = 20
 )
 
 // Config configures a Server. Secret, RelayIP and at least one socket (in
@@ -64,6 +75,19 @@ type Config struct {
 	UserQuota int
 	// TotalQuota is the most allocations the server holds (0: unlimited).
 	TotalQuota int
+	// TCPAuthTimeout closes a connection of Listeners that has not sent an
+	// authenticated request (one whose MESSAGE-INTEGRITY the server checked)
+	// this long after it was accepted, or whose client leaves a write
+	// unread that long before it has; 0 is DefaultTCPAuthTimeout.
+	TCPAuthTimeout time.Duration
+	// TCPIdleTimeout closes an authenticated connection of Listeners that
+	// has sent nothing for this long, or whose client has read nothing for
+	// this long while the server had something to send; 0 is
+	// DefaultTCPIdleTimeout. The connection's allocation ends with it.
+	TCPIdleTimeout time.Duration
+	// TCPConnsPerSource is the most connections of Listeners one source IP
+	// address may hold (0: unlimited); one over it is closed at once.
+	TCPConnsPerSource int
 	// AdaptiveProcs, when set, runs DefaultProcs while the server runs. It
 	// changes GOMAXPROCS of the whole process, so only a process whose main
 	// job is relaying (meeting turn) sets it, and only for one Server;
@@ -87,6 +111,10 @@ func DefaultConfig() Config {
 		RelayPortMax: DefaultRelayPortMax,
 		UserQuota:    DefaultUserQuota,
 		TotalQuota:   DefaultTotalQuota,
+
+		TCPAuthTimeout:    DefaultTCPAuthTimeout,
+		TCPIdleTimeout:    DefaultTCPIdleTimeout,
+		TCPConnsPerSource: DefaultTCPConnsPerSource,
 	}
 }
 
@@ -129,6 +157,12 @@ func (c *Config) Validate() error {
 	if c.UserQuota < 0 || c.TotalQuota < 0 {
 		errs = append(errs, errors.New("quotas must not be negative"))
 	}
+	if c.TCPAuthTimeout < 0 || c.TCPIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("TCP timeouts %v and %v: must not be negative", c.TCPAuthTimeout, c.TCPIdleTimeout))
+	}
+	if c.TCPConnsPerSource < 0 {
+		errs = append(errs, fmt.Errorf("TCP connections per source %d: must not be negative", c.TCPConnsPerSource))
+	}
 	return errors.Join(errs...)
 }
 
@@ -138,6 +172,7 @@ type Server struct {
 	udp       []net.PacketConn // as given
 	listeners []net.Listener   // as given
 	quotas    *quotas
+	streams   *streams    // connections of the listeners
 	chans     []*channels // one per UDP socket
 	log       *slog.Logger
 	stopProcs context.CancelFunc // nil without AdaptiveProcs
@@ -159,6 +194,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.TCPAuthTimeout == 0 {
+		cfg.TCPAuthTimeout = DefaultTCPAuthTimeout
+	}
+	if cfg.TCPIdleTimeout == 0 {
+		cfg.TCPIdleTimeout = DefaultTCPIdleTimeout
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -210,9 +251,10 @@ func New(cfg Config) (*Server, error) {
 			PermissionHandler:     permit,
 		})
 	}
+	s.streams = newStreams(cfg.TCPAuthTimeout, cfg.TCPIdleTimeout, cfg.TCPConnsPerSource, s.quotas, m, cfg.Logger)
 	for _, l := range s.listeners {
 		sc.ListenerConfigs = append(sc.ListenerConfigs, pionturn.ListenerConfig{
-			Listener:              &listener{Listener: l, guard: g},
+			Listener:              &listener{Listener: l, guard: g, streams: s.streams},
 			RelayAddressGenerator: gen,
 			PermissionHandler:     permit,
 		})
@@ -232,6 +274,7 @@ func New(cfg Config) (*Server, error) {
 	s.log.Info("turn serving", "udp", addrString(s.UDPAddr()), "udp_sockets", len(s.udp), "tcp", listenerAddrs(s.listeners),
 		"relay_ip", cfg.RelayIP.String(), "relay_ports", fmt.Sprintf("%d-%d", cfg.RelayPortMin, cfg.RelayPortMax),
 		"allow_peers", fmt.Sprint(cfg.AllowPeers), "allow_peer_addrs", fmt.Sprint(cfg.AllowPeerAddrs), "user_quota", cfg.UserQuota, "total_quota", cfg.TotalQuota,
+		"tcp_auth_timeout", cfg.TCPAuthTimeout.String(), "tcp_idle_timeout", cfg.TCPIdleTimeout.String(), "tcp_conns_per_source", cfg.TCPConnsPerSource,
 		"adaptive_procs", cfg.AdaptiveProcs)
 	return s, nil
 }
@@ -272,13 +315,15 @@ func listenerAddrs(ls []net.Listener) string {
 // Allocations is the number of allocations pion holds now.
 func (s *Server) Allocations() int { return s.turn.AllocationCount() }
 
-// Close closes the sockets of Config.PacketConns and Config.Listeners and
-// every allocation, and stops adapting GOMAXPROCS.
+// Close closes the sockets of Config.PacketConns and Config.Listeners, the
+// client connections accepted on the listeners and every allocation, and
+// stops adapting GOMAXPROCS.
 func (s *Server) Close() error {
 	s.closing.Do(func() {
 		if err := s.turn.Close(); err != nil {
 			s.err = fmt.Errorf("close turn server: %w", err)
 		}
+		s.streams.close() // pion leaves accepted connections open
 		if s.stopProcs != nil {
 			s.stopProcs()
 			<-s.procsDone
