@@ -270,42 +270,30 @@ func runTURN(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.Registerer = reg
 	cfg.Logger = log
 
-	httpLn, err := net.Listen("tcp", f.httpAddr)
-	if err != nil {
-		return fmt.Errorf("turn: listen http: %w", err)
-	}
 	cfg.PacketConns, cfg.Listeners, err = f.openSockets()
 	if err != nil {
-		_ = httpLn.Close()
 		return fmt.Errorf("turn: %w", err)
 	}
 	srv, err := turn.New(cfg)
 	if err != nil {
 		closeAll(cfg.PacketConns, cfg.Listeners)
-		_ = httpLn.Close()
 		return fmt.Errorf("turn: %w", err)
 	}
 	var ready atomic.Bool
 	ready.Store(true)
-	httpSrv := &http.Server{Handler: turnHTTP(reg, &ready), ReadHeaderTimeout: 5 * time.Second}
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- httpSrv.Serve(httpLn) }()
-	log.Info("turn ready", "http", httpLn.Addr().String())
-
-	select {
-	case <-ctx.Done():
-	case err = <-httpDone:
-		err = fmt.Errorf("turn: http server: %w", err)
+	// On SIGTERM /readyz turns 503 first, then the relay closes.
+	drain := func(context.Context) {
+		ready.Store(false)
+		log.Info("turn shutting down", "allocations", srv.Allocations())
 	}
-	ready.Store(false)
-	log.Info("turn shutting down", "allocations", srv.Allocations())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	errs := []error{err, srv.Close()}
-	if herr := httpSrv.Shutdown(shutdownCtx); herr != nil && !errors.Is(herr, http.ErrServerClosed) {
-		errs = append(errs, fmt.Errorf("turn: http shutdown: %w", herr))
+	err = serveHTTP(ctx, log, f.httpAddr, turnHTTP(reg, &ready), 5*time.Second, drain)
+	if cerr := srv.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("turn: close: %w", cerr))
 	}
-	return errors.Join(errs...)
+	if err != nil {
+		return fmt.Errorf("turn: %w", err)
+	}
+	return nil
 }
 
 // turnHTTP serves the health, readiness and metrics endpoints.

@@ -222,7 +222,6 @@ func meetingTURN(tb testing.TB, bin, secret string, extra ...string) (d *daemon,
 	if !ok {
 		tb.Fatalf("turn serving on %q", udp)
 	}
-	ready := d.jsonLog(tb, "turn ready")
-	httpAddr, _ = ready["http"].(string)
-	return d, port, httpAddr
+	listening, _ := d.jsonLog(tb, "listening")["addr"].(string)
+	return d, port, strings.TrimPrefix(listening, "http://")
 }
