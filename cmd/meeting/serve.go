@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// maxHeaderBytes is net/http's own limit on a request's header, answered in
-// plain text; the API answers 431 in its envelope from 64 KiB, below it.
+// maxHeaderBytes is net/http's own limit on a request's header (its 431 is
+// put in the envelope by envelopeListener); the API answers 431 itself from
+// 64 KiB, below it.
 const maxHeaderBytes = 1 << 20
 
 // serveHTTP listens on addr and serves h until ctx ends. Then it calls
@@ -29,7 +30,7 @@ func serveHTTP(ctx context.Context, log *slog.Logger, addr string, h http.Handle
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(envelopeListener{ln}) }()
 	log.Info("listening", "addr", "http://"+ln.Addr().String())
 	select {
 	case err := <-errc:

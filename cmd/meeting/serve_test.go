@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -126,8 +128,37 @@ func TestServeHTTPHeaderLimits(t *testing.T) {
 	if code, body, err := get(100 << 10); err != nil || code != 431 || !strings.HasPrefix(body, `{"code":431`) {
 		t.Errorf("100 KiB header: %d %q %v; want 431 in the envelope", code, body, err)
 	}
-	if code, body, err := get(2 << 20); err == nil && (code != 431 || strings.HasPrefix(body, "{")) {
-		t.Errorf("2 MiB header: %d %q; want net/http's plain 431", code, body)
+	if code, body, err := get(2 << 20); err == nil && (code != 431 || !strings.HasPrefix(body, `{"code":431,"msg":"431 Request Header Fields Too Large"`)) {
+		t.Errorf("2 MiB header: %d %q; want net/http's 431 in the envelope", code, body)
+	}
+	// Requests net/http refuses before any handler runs get the envelope too.
+	for _, c := range []struct {
+		raw  string
+		code int
+	}{
+		{"GET /ping HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400},
+		{"GET /ping HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400},
+		{"GET /ping HTTP/3.0\r\nHost: x\r\n\r\n", 505},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = conn.Write([]byte(c.raw))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", c.raw, err)
+		}
+		var env struct {
+			Code int    `json:"code"`
+			Msg  string `json:"msg"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&env)
+		conn.Close()
+		if err != nil || resp.StatusCode != c.code || env.Code != c.code || env.Msg == "" ||
+			resp.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+			t.Errorf("%q: %d %+v %v (%s); want %d in the envelope", c.raw, resp.StatusCode, env, err, resp.Header.Get("Content-Type"), c.code)
+		}
 	}
 	stop()
 	if err := <-done; err != nil {
