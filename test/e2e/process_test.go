@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,33 +73,41 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// process is a running meeting binary.
+// process is a program a test runs and kills at its end: the meeting
+// binary or one of coturn's tools.
 type process struct {
 	cmd            *exec.Cmd
 	stdout, stderr *syncBuffer
+	out            *syncBuffer // stdout and stderr together
 	done           chan struct{}
 	err            error
 }
 
-// start runs the binary with args and extra environment (on top of a clean
-// one: PATH, HOME and random media ports only, so the developer's MEETING_*
-// variables don't leak in).
+// start runs the meeting binary with args and extra environment (see startCmd).
 func start(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(meetingBinary(t), args...)
+	return startCmd(t, env, meetingBinary(t), args...)
+}
+
+// startCmd runs name with args and extra environment on top of a clean one:
+// PATH, HOME and random media ports only, so the developer's MEETING_*
+// variables don't leak in.
+func startCmd(t testing.TB, env []string, name string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(name, args...)
 	// Media ports are random unless a test names them: tests run side by side.
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "MEETING_UDP_PORT=0", "MEETING_TURN_PORT=0"}, env...)
-	p := &process{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	p := &process{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(p.stdout, p.out), io.MultiWriter(p.stderr, p.out)
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start meeting: %v", err)
+		t.Fatalf("start %s: %v", filepath.Base(name), err)
 	}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-p.done
 		if t.Failed() {
-			t.Logf("meeting %v stderr:\n%s", args, p.stderr.String())
+			t.Logf("%s %v output:\n%s", filepath.Base(name), args, p.out.String())
 		}
 	})
 	return p

@@ -37,13 +37,12 @@ func (f turnFigures) lossPercent() float64 {
 func BenchmarkTURNRelay(b *testing.B) {
 	needTool(b, "turnutils_uclient")
 	turnserver := needTool(b, "turnserver")
-	bin := turnBin(b)
 	const secret = "bench-turn-secret"
 	var ours, coturn turnFigures
 	rounds := 2 * b.N
 	for i := 0; i < rounds; i++ {
 		coturn.add(benchCoturn(b, turnserver, secret))
-		ours.add(benchMeeting(b, bin, secret))
+		ours.add(benchMeeting(b, secret))
 	}
 	b.ReportMetric(ours.cpuMicrosPerMessage(), "meeting-cpu-µs/msg")
 	b.ReportMetric(coturn.cpuMicrosPerMessage(), "coturn-cpu-µs/msg")
@@ -83,15 +82,15 @@ func turnMeasure(b *testing.B, pid int, secret, port string) turnFigures {
 	return turnFigures{ticks: ticks, sent: r.sent, received: r.received, lost: r.lost, seconds: r.transmitSeconds}
 }
 
-func benchMeeting(b *testing.B, bin, secret string) turnFigures {
-	d, port, _ := meetingTURN(b, bin, secret, "--user-quota", "0")
-	defer d.terminate(b)
+func benchMeeting(b *testing.B, secret string) turnFigures {
+	d, port, _ := meetingTURN(b, secret, "--user-quota", "0")
+	defer d.stop(b)
 	return turnMeasure(b, d.cmd.Process.Pid, secret, port)
 }
 
 func benchCoturn(b *testing.B, turnserver, secret string) turnFigures {
 	port := turnFreeUDPPort(b)
-	d := startDaemon(b, nil, turnserver,
+	d := startCmd(b, nil, turnserver,
 		"-n", // no configuration file
 		"--use-auth-secret", "--static-auth-secret="+secret, "--realm=meeting",
 		"--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port="+port,

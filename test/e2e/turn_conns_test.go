@@ -15,7 +15,7 @@ import (
 // at once; the metric counts both reasons.
 func TestTURNClosesIdleTCP(t *testing.T) {
 	const secret = "e2e-turn-conns"
-	d, port, httpAddr := meetingTURN(t, turnBin(t), secret,
+	d, port, httpAddr := meetingTURN(t, secret,
 		"--tcp-auth-timeout", "300ms", "--tcp-conns-per-source", "2")
 	addr := net.JoinHostPort("127.0.0.1", port)
 	var conns []net.Conn
@@ -43,5 +43,5 @@ func TestTURNClosesIdleTCP(t *testing.T) {
 			t.Errorf("%s = %v, want at least 1", series, got)
 		}
 	}
-	d.terminate(t)
+	d.stop(t)
 }

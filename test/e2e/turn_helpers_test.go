@@ -1,37 +1,16 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
-
-// turnBin builds cmd/meeting into the test's temporary directory, or
-// returns $MEETING_E2E_BINARY when that names an already built one.
-func turnBin(tb testing.TB) string {
-	tb.Helper()
-	if bin := os.Getenv("MEETING_E2E_BINARY"); bin != "" {
-		return bin
-	}
-	bin := filepath.Join(tb.TempDir(), "meeting")
-	cmd := exec.Command("go", "build", "-o", bin, "meeting.dev/meeting/cmd/meeting")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("build meeting: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // needTool fails when a tool hack/test.sh installs is missing.
 func needTool(tb testing.TB, name string) string {
@@ -41,92 +20,6 @@ func needTool(tb testing.TB, name string) string {
 		tb.Fatalf("%s not found: hack/test.sh installs it (Debian package coturn)", name)
 	}
 	return p
-}
-
-// lockedBuffer collects a process's output for a test to read meanwhile.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// daemon is a server process a test runs and kills at its end.
-type daemon struct {
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-	err  error
-}
-
-func startDaemon(tb testing.TB, env []string, name string, args ...string) *daemon {
-	tb.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + tb.TempDir()}, env...)
-	d := &daemon{cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = d.out, d.out
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start %s: %v", name, err)
-	}
-	go func() { d.err = cmd.Wait(); close(d.done) }()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-d.done
-		if tb.Failed() {
-			tb.Logf("%s output:\n%s", filepath.Base(name), d.out.String())
-		}
-	})
-	return d
-}
-
-// jsonLog waits for the JSON log record whose msg is msg.
-func (d *daemon) jsonLog(tb testing.TB, msg string) map[string]any {
-	tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		sc := bufio.NewScanner(strings.NewReader(d.out.String()))
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
-				return rec
-			}
-		}
-		select {
-		case <-d.done:
-			tb.Fatalf("exited (%v) before logging %q:\n%s", d.err, msg, d.out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("no %q log record after 30s:\n%s", msg, d.out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// terminate sends SIGTERM and waits for a clean exit.
-func (d *daemon) terminate(tb testing.TB) {
-	tb.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		tb.Fatal(err)
-	}
-	select {
-	case <-d.done:
-		if d.err != nil {
-			tb.Fatalf("exit after SIGTERM: %v\n%s", d.err, d.out.String())
-		}
-	case <-time.After(30 * time.Second):
-		tb.Fatal("no exit within 30s of SIGTERM")
-	}
 }
 
 // cpuTicks is the user plus system CPU time a process has used, in clock
@@ -166,7 +59,7 @@ var (
 func runUclient(tb testing.TB, timeout time.Duration, args ...string) uclientResult {
 	tb.Helper()
 	cmd := exec.Command(needTool(tb, "turnutils_uclient"), args...)
-	var out lockedBuffer
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -209,19 +102,19 @@ func runUclient(tb testing.TB, timeout time.Duration, args ...string) uclientRes
 
 // meetingTURN runs `meeting turn` on loopback with random ports, relaying to
 // loopback peers, and returns it with its TURN port and HTTP address.
-func meetingTURN(tb testing.TB, bin, secret string, extra ...string) (d *daemon, port, httpAddr string) {
+func meetingTURN(tb testing.TB, secret string, extra ...string) (d *process, port, httpAddr string) {
 	tb.Helper()
 	args := append([]string{"turn",
 		"--listen", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--relay-ip", "127.0.0.1", "--relay-bind-ip", "127.0.0.1",
 		"--allow-peer", "127.0.0.0/8", "--log-format", "json"}, extra...)
-	d = startDaemon(tb, []string{"MEETING_TURN_SECRET=" + secret}, bin, args...)
-	serving := d.jsonLog(tb, "turn serving")
+	d = start(tb, []string{"MEETING_TURN_SECRET=" + secret}, args...)
+	serving := d.logLine(tb, "turn serving")
 	udp, _ := serving["udp"].(string)
 	_, port, ok := strings.Cut(udp, "127.0.0.1:")
 	if !ok {
 		tb.Fatalf("turn serving on %q", udp)
 	}
-	listening, _ := d.jsonLog(tb, "listening")["addr"].(string)
+	listening, _ := d.logLine(tb, "listening")["addr"].(string)
 	return d, port, strings.TrimPrefix(listening, "http://")
 }

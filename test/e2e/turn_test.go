@@ -18,10 +18,10 @@ func TestTURNRelaysCoturnClient(t *testing.T) {
 	needTool(t, "turnutils_peer")
 	const secret = "e2e-turn-secret"
 	// uclient gives every client the same user, so the per-user quota is lifted.
-	d, port, httpAddr := meetingTURN(t, turnBin(t), secret, "--user-quota", "0")
+	d, port, httpAddr := meetingTURN(t, secret, "--user-quota", "0")
 
 	peerPort := turnFreeUDPPort(t)
-	startDaemon(t, nil, needTool(t, "turnutils_peer"), "-L", "127.0.0.1", "-p", peerPort)
+	startCmd(t, nil, needTool(t, "turnutils_peer"), "-L", "127.0.0.1", "-p", peerPort)
 
 	for _, tc := range []struct {
 		name string
@@ -65,13 +65,13 @@ func TestTURNRelaysCoturnClient(t *testing.T) {
 		t.Fatalf("/readyz: %v %v", resp, err)
 	}
 	_ = resp.Body.Close()
-	d.terminate(t)
+	d.stop(t)
 }
 
 // runUclientRaw runs turnutils_uclient expecting it may fail; it returns its output.
 func runUclientRaw(t *testing.T, args ...string) string {
 	t.Helper()
-	d := startDaemon(t, nil, needTool(t, "turnutils_uclient"), args...)
+	d := startCmd(t, nil, needTool(t, "turnutils_uclient"), args...)
 	select {
 	case <-d.done:
 	case <-time.After(time.Minute):
@@ -150,7 +150,7 @@ func turnMetric(t *testing.T, httpAddr, series string) float64 {
 // TestTURNFlagErrors checks that `meeting turn` refuses bad configuration
 // with a message naming the problem, and never starts without a secret.
 func TestTURNFlagErrors(t *testing.T) {
-	bin := turnBin(t)
+	bin := meetingBinary(t)
 	base := []string{"turn", "--listen", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}
 	for _, tc := range []struct {
 		name string
@@ -168,7 +168,7 @@ func TestTURNFlagErrors(t *testing.T) {
 		{"half a TLS pair", []string{"MEETING_TURN_SECRET=s"}, []string{"--relay-ip", "127.0.0.1", "--tls-cert", "/nonexistent"}, "--tls-cert and --tls-key go together"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := startDaemon(t, tc.env, bin, append(append([]string{}, base...), tc.args...)...)
+			d := startCmd(t, tc.env, bin, append(append([]string{}, base...), tc.args...)...)
 			select {
 			case <-d.done:
 			case <-time.After(30 * time.Second):
