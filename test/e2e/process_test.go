@@ -14,46 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"meeting.dev/meeting/test/testbin"
 )
-
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-// meetingBinary builds cmd/meeting once per test run (CGO off, as released),
-// or returns $MEETING_E2E_BINARY when that names an already built one.
-func meetingBinary(t testing.TB) string {
-	t.Helper()
-	if bin := os.Getenv("MEETING_E2E_BINARY"); bin != "" {
-		return bin
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "meeting-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "meeting")
-		cmd := exec.Command("go", "build", "-o", binary, "meeting.dev/meeting/cmd/meeting")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = &buildError{err: err, out: string(out)}
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build meeting: %v", buildErr)
-	}
-	return binary
-}
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
 
 // syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
 type syncBuffer struct {
@@ -86,7 +49,7 @@ type process struct {
 // start runs the meeting binary with args and extra environment (see startCmd).
 func start(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
-	return startCmd(t, env, meetingBinary(t), args...)
+	return startCmd(t, env, testbin.Meeting(t), args...)
 }
 
 // startCmd runs name with args and extra environment on top of a clean one:

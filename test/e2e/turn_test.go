@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meeting.dev/meeting/test/testbin"
 )
 
 // TestTURNRelaysCoturnClient drives `meeting turn` with coturn's own test
@@ -150,7 +152,7 @@ func turnMetric(t *testing.T, httpAddr, series string) float64 {
 // TestTURNFlagErrors checks that `meeting turn` refuses bad configuration
 // with a message naming the problem, and never starts without a secret.
 func TestTURNFlagErrors(t *testing.T) {
-	bin := meetingBinary(t)
+	bin := testbin.Meeting(t)
 	base := []string{"turn", "--listen", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}
 	for _, tc := range []struct {
 		name string
