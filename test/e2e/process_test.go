@@ -3,14 +3,10 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,30 +14,12 @@ import (
 	"meeting.dev/meeting/test/testbin"
 )
 
-// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // process is a program a test runs and kills at its end: the meeting
 // binary or one of coturn's tools.
 type process struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
-	out            *syncBuffer // stdout and stderr together
+	stdout, stderr *testbin.Buffer
+	out            *testbin.Buffer // stdout and stderr together
 	done           chan struct{}
 	err            error
 }
@@ -60,7 +38,7 @@ func startCmd(t testing.TB, env []string, name string, args ...string) *process 
 	cmd := exec.Command(name, args...)
 	// Media ports are random unless a test names them: tests run side by side.
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "MEETING_UDP_PORT=0", "MEETING_TURN_PORT=0"}, env...)
-	p := &process{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: cmd, stdout: &testbin.Buffer{}, stderr: &testbin.Buffer{}, out: &testbin.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(p.stdout, p.out), io.MultiWriter(p.stderr, p.out)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", filepath.Base(name), err)
@@ -81,11 +59,8 @@ func (p *process) logLine(t testing.TB, msg string) map[string]any {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
-		for _, line := range strings.Split(p.stderr.String(), "\n") {
-			var rec map[string]any
-			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
-				return rec
-			}
+		if rec, ok := testbin.LogLine(p.stderr.String(), msg); ok {
+			return rec
 		}
 		select {
 		case <-p.done:

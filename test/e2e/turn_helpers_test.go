@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meeting.dev/meeting/test/testbin"
 )
 
 // needTool fails when a tool hack/test.sh installs is missing.
@@ -59,7 +61,7 @@ var (
 func runUclient(tb testing.TB, timeout time.Duration, args ...string) uclientResult {
 	tb.Helper()
 	cmd := exec.Command(needTool(tb, "turnutils_uclient"), args...)
-	var out syncBuffer
+	var out testbin.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
