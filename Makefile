@@ -3,7 +3,7 @@
 GO ?= go
 BIN ?= bin
 
-.PHONY: all build run test bench generate verify fmt vet
+.PHONY: all build run test bench screenshots generate verify fmt vet
 
 all: build
 
@@ -15,6 +15,9 @@ run: ## standalone, as a newcomer runs it
 
 test: ## every test, installing what the tests need
 	hack/test.sh
+
+screenshots: ## the browser call test's screenshots into docs/images (call.png is the README's)
+	$(GO) test -count=1 -run 'TestCall$$' ./test/browser -update
 
 bench: ## benchmarks that print the performance figures
 	hack/bench.sh

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, for a fresh Debian machine with Go. It installs what the
-# tests need when it is missing (coturn's test client, the Kubernetes test
-# binaries), starts a private, throwaway MariaDB and stops it on exit, checks
-# formatting and generated files, then runs every Go test under the race
-# detector. Safe to run again: installs are skipped and heavy builds are cached
+# tests need when it is missing (coturn's test client, Chromium for the browser
+# tests, the Kubernetes test binaries), starts a private, throwaway MariaDB and
+# stops it on exit, checks formatting and generated files, then runs every Go
+# test under the race detector. Safe to run again: installs are skipped and heavy builds are cached
 # under ~/.cache/meeting. It changes no system service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,9 @@ if ! command -v turnutils_uclient >/dev/null || ! command -v turnserver >/dev/nu
     sudo_if_needed systemctl disable --now coturn >/dev/null 2>&1 || true
   fi
 fi
+
+log "chromium for the browser tests (test/browser drives /usr/lib/chromium/chromium)"
+apt_install chromium
 
 log "checks: gofmt, go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
