@@ -18,6 +18,7 @@ import (
 	"meeting.dev/meeting/docs"
 	"meeting.dev/meeting/internal/auth"
 	"meeting.dev/meeting/internal/meeting"
+	"meeting.dev/meeting/internal/web"
 )
 
 // Accounts is what the account handlers need of the database. Its errors
@@ -163,6 +164,12 @@ func New(cfg Config) (*gin.Engine, error) {
 	g.POST("/meeting/members", a.addMembers)
 	g.DELETE("/meeting/members", a.removeMember)
 	g.POST("/meeting/join", a.join)
+
+	client, err := web.New()
+	if err != nil {
+		return nil, err
+	}
+	client.Register(r)
 	return r, nil
 }
 
