@@ -181,9 +181,16 @@ func (p *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	ctx, cancel := context.WithTimeout(p.ctx, timeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
-		p.t.Fatalf("%s: %s: %v", p.name, what, err)
+		state, _ := tryEval[[]byte](p, pageState)
+		p.t.Fatalf("%s: %s: %v\npage: %s", p.name, what, err, state)
 	}
 }
+
+// pageState says where a page is, for failure messages: its URL, the
+// alerts that show a message, and the start of its text.
+const pageState = `({url: location.href,
+  alerts: [...document.querySelectorAll("[role=alert]")].filter(e => e.textContent.trim()).map(e => "#" + e.id + ": " + e.textContent.trim()),
+  text: document.body ? document.body.innerText.slice(0, 400) : ""})`
 
 func (p *tab) navigate(url string) {
 	p.t.Helper()
@@ -258,10 +265,10 @@ func (p *tab) poll(what, expr, describe string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			var state []byte
-			if describe != "" {
-				state, _ = tryEval[[]byte](p, describe)
+			if describe == "" {
+				describe = pageState
 			}
+			state, _ := tryEval[[]byte](p, describe)
 			p.t.Fatalf("%s: %s: not after %s (last error %v); state: %s", p.name, what, timeout, err, state)
 		}
 		time.Sleep(250 * time.Millisecond)

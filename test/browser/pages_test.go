@@ -14,6 +14,7 @@ import (
 // security headers, the content types and the caching of the contract's
 // section 2, and that the page has no inline script or style.
 func TestServing(t *testing.T) {
+	t.Parallel()
 	s := shared(t)
 	get := func(p string) (*http.Response, string) {
 		t.Helper()
@@ -90,6 +91,7 @@ func TestServing(t *testing.T) {
 // TestSessionEnds: a 401 from the API drops the token and shows the login
 // page with #session-message.
 func TestSessionEnds(t *testing.T) {
+	t.Parallel()
 	s := shared(t)
 	p := newTab(t, s.browser, s.base, "carol")
 	p.register(s.base, "carol")
@@ -112,6 +114,7 @@ func TestSessionEnds(t *testing.T) {
 
 // TestErrorsShowInTheForm: an API error appears in the form's alert.
 func TestErrorsShowInTheForm(t *testing.T) {
+	t.Parallel()
 	s := shared(t)
 	p := newTab(t, s.browser, s.base, "dan")
 	p.register(s.base, "dan")

@@ -157,11 +157,16 @@ type chromium struct {
 	out    *testbin.Buffer
 }
 
-// chromiumFlags are the flags that make Chromium work here: headless in a
-// loopback-only namespace, WebRTC on loopback with host candidates as IP
-// addresses (no mDNS), no network request of its own, fake camera and
-// microphone without a permission prompt, and screen capture without a
-// picker (see docs/testing.md or the package comment of call_test.go).
+// chromiumFlags are the flags that make Chromium 156 work here: headless
+// in a loopback-only namespace, WebRTC on loopback with host candidates as
+// IP addresses (no mDNS), no network request of its own, fake camera and
+// microphone without a permission prompt. use-fake-ui-for-media-stream
+// also answers getDisplayMedia with a fake screen ("screen:-3:0", moving
+// frames) without a picker: no auto-select-desktop-capture-source or
+// tab-capture flag is needed. It overrides Browser.setPermission too, so a
+// test that needs getUserMedia to fail starts a browser without fake
+// devices: there, with no real device, getUserMedia rejects with
+// NotFoundError.
 func chromiumFlags(fakeDevices bool) []chromedp.ExecAllocatorOption {
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath()),
