@@ -421,6 +421,10 @@ func (s *SFU) removeUser(host *participant, id string) error {
 		return err
 	}
 	s.mu.Lock()
+	if s.rooms[r.id] != r { // the room is closing: everyone goes anyway
+		s.mu.Unlock()
+		return nil
+	}
 	if s.removed[r.id] == nil {
 		s.removed[r.id] = map[string]bool{}
 	}
