@@ -367,7 +367,8 @@ func (s *Service) RemoveMember(ctx context.Context, caller User, identity, usern
 // api is the URL the client reached the API by (scheme http or https and
 // host); a SignalURL that Rooms gives as a path is made absolute on it,
 // http becoming ws and https wss. A user may join any number of times (two
-// devices): each join gets its own token and credentials.
+// devices): each join gets its own token and credentials. The creator's
+// token carries the role token.RoleHost.
 func (s *Service) Join(ctx context.Context, caller User, identity string, api *url.URL) (Admission, error) {
 	m, err := s.visible(ctx, caller, identity)
 	if err != nil {
@@ -393,7 +394,11 @@ func (s *Service) Join(ctx context.Context, caller User, identity string, api *u
 		return Admission{}, fmt.Errorf("meeting %s: %w", identity, err)
 	}
 	user := strconv.FormatUint(caller.ID, 10)
-	tok, err := token.Mint(room.TokenKey, token.Claims{Room: identity, User: user, Name: caller.Username, IssuedAt: now}, s.ttl)
+	claims := token.Claims{Room: identity, User: user, Name: caller.Username, IssuedAt: now}
+	if caller.ID == m.CreatorID {
+		claims.Role = token.RoleHost // the creator hosts: may mute and remove the others
+	}
+	tok, err := token.Mint(room.TokenKey, claims, s.ttl)
 	if err != nil {
 		return Admission{}, fmt.Errorf("meeting %s: join token: %w", identity, err)
 	}

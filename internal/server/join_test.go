@@ -75,7 +75,7 @@ func testJoin(t *testing.T, h *joinHarness) {
 			t.Errorf("join data %+v", j)
 		}
 		claims, err := token.Verify(h.rooms.room.TokenKey, j.Token, id, now)
-		if err != nil || claims.Name != "bob" || claims.User == "" {
+		if err != nil || claims.Name != "bob" || claims.User == "" || claims.Role != "" {
 			t.Errorf("join token: %+v, %v", claims, err)
 		}
 		if len(j.ICEServers) != 1 || !strings.HasSuffix(j.ICEServers[0].Username, ":"+claims.User) ||
@@ -86,9 +86,17 @@ func testJoin(t *testing.T, h *joinHarness) {
 		if exp, _ := strconv.ParseInt(expiry, 10, 64); exp != time.UnixMilli(h.m.EndAt).Add(policy.Grace).Unix() {
 			t.Errorf("TURN credentials expire at %d, want end_at + grace", exp)
 		}
-		// The creator joins too, from a second device as well.
-		h.expect(h.join(h.alice, map[string]string{"identity": id}), 200, "")
-		h.expect(h.join(h.alice, map[string]string{"identity": id}), 200, "")
+		// The creator joins too, from a second device as well, as the host.
+		for range 2 {
+			r := h.join(h.alice, map[string]string{"identity": id})
+			h.expect(r, 200, "")
+			var a joinReply
+			h.decode(r, &a)
+			c, err := token.Verify(h.rooms.room.TokenKey, a.Token, id, now)
+			if err != nil || c.Name != "alice" || c.Role != token.RoleHost || c.User == claims.User {
+				t.Errorf("creator's join token: %+v, %v", c, err)
+			}
+		}
 
 		unknown := "00000000-0000-4000-8000-000000000000"
 		for _, c := range []struct {

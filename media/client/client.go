@@ -1,7 +1,8 @@
 // Package client is a Go participant of the SFU: it joins a room with a
 // token, publishes synthetic Opus and VP8 media, receives everyone else's
-// tracks while counting and timing their packets, and chats. The tests of
-// the SFU and `meeting loadtest` use it.
+// tracks while counting and timing their packets, chats, and changes its own
+// state or, as a host, mutes and removes others. The tests of the SFU and
+// `meeting loadtest` use it.
 package client
 
 import (
@@ -70,6 +71,9 @@ type Client struct {
 
 	mu           sync.Mutex
 	participants map[string]signal.Participant
+	self         signal.Participant      // you of joined with the state of the last participant_updated about us
+	updates      []signal.Participant    // of every participant_updated, in order
+	mutedBy      []signal.Participant    // of every muted, in order
 	announced    map[string]signal.Track // track id -> info
 	received     map[string]*Received    // track id -> stats, once media arrived
 	published    map[string]*Publisher
@@ -261,7 +265,7 @@ func (c *Client) handle(m signal.Message, joined chan<- signal.Message) {
 	switch v := m.(type) {
 	case signal.Joined:
 		c.mu.Lock()
-		c.you, c.room = v.You, v.Room
+		c.you, c.room, c.self = v.You, v.Room, v.You
 		for _, p := range v.Participants {
 			c.participants[p.ID] = p
 		}
@@ -287,6 +291,19 @@ func (c *Client) handle(m signal.Message, joined chan<- signal.Message) {
 	case signal.ParticipantLeft:
 		c.mu.Lock()
 		delete(c.participants, v.Participant.ID)
+		c.mu.Unlock()
+	case signal.ParticipantUpdated:
+		c.mu.Lock()
+		c.updates = append(c.updates, v.Participant)
+		if v.Participant.ID == c.you.ID {
+			c.self = v.Participant
+		} else if _, ok := c.participants[v.Participant.ID]; ok {
+			c.participants[v.Participant.ID] = v.Participant
+		}
+		c.mu.Unlock()
+	case signal.Muted:
+		c.mu.Lock()
+		c.mutedBy = append(c.mutedBy, v.By)
 		c.mu.Unlock()
 	case signal.TrackPublished:
 		c.mu.Lock()
@@ -410,6 +427,78 @@ func (c *Client) Participants() []signal.Participant {
 		ps = append(ps, p)
 	}
 	return ps
+}
+
+// You returns this participant as the server last described it: the you of
+// joined, then the state of each participant_updated about it.
+func (c *Client) You() signal.Participant {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.self
+}
+
+// Participant returns the other participant id as last described, and
+// whether it is in the room.
+func (c *Client) Participant(id string) (signal.Participant, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.participants[id]
+	return p, ok
+}
+
+// Updates returns the participant of every participant_updated received,
+// in order.
+func (c *Client) Updates() []signal.Participant {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]signal.Participant(nil), c.updates...)
+}
+
+// MutedBy returns the host of every muted received, in order.
+func (c *Client) MutedBy() []signal.Participant {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]signal.Participant(nil), c.mutedBy...)
+}
+
+// Removed reports whether the server sent the error removed: a host
+// removed this participant's user from the room.
+func (c *Client) Removed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.errs {
+		if e.Code == signal.CodeRemoved {
+			return true
+		}
+	}
+	return false
+}
+
+// SetState changes this participant's state: only the fields st gives.
+// Everyone, this client included, gets participant_updated. Unmuting
+// (AudioMuted false) makes the server forward the audio again.
+func (c *Client) SetState(st signal.State) error {
+	return c.sendRequest(st)
+}
+
+// Mute asks the server to mute participant id's audio; only a host may.
+func (c *Client) Mute(id string) error {
+	return c.sendRequest(signal.Mute{Participant: id})
+}
+
+// Remove asks the server to remove the user of participant id from the
+// room, every connection of it; only a host may.
+func (c *Client) Remove(id string) error {
+	return c.sendRequest(signal.Remove{Participant: id})
+}
+
+// sendRequest sends m; the server's reply, if any, comes as a message
+// (see Updates, Errors).
+func (c *Client) sendRequest(m signal.Message) error {
+	if err := c.conn.Send(m); err != nil {
+		return fmt.Errorf("client: %s: %w", m.MessageType(), err)
+	}
+	return nil
 }
 
 // Errors returns the error messages the server sent.

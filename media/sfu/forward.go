@@ -35,6 +35,7 @@ type publishedTrack struct {
 	isVP8     bool
 	m         *metrics
 	cache     *packetCache // nil when subscribers cannot NACK (audio)
+	muted     *atomic.Bool // audio: the publisher's audio_muted, under which nothing is forwarded; nil for video
 
 	mu       sync.Mutex // guards bindings writes, lastPLI, pliTimer
 	bindings atomic.Pointer[[]*binding]
@@ -65,6 +66,8 @@ func newPublishedTrack(info signal.Track, remote *webrtc.TrackRemote, pub *parti
 		isVP8: strings.EqualFold(c.MimeType, webrtc.MimeTypeVP8)}
 	if remote.Kind() == webrtc.RTPCodecTypeVideo {
 		t.cache = &packetCache{}
+	} else {
+		t.muted = &pub.audioMuted
 	}
 	t.bindings.Store(&[]*binding{})
 	return t
@@ -133,7 +136,7 @@ func (t *publishedTrack) forward() {
 
 func (t *publishedTrack) write(pkt *rtp.Packet) {
 	bs := *t.bindings.Load()
-	if len(bs) == 0 {
+	if len(bs) == 0 || (t.muted != nil && t.muted.Load()) {
 		return
 	}
 	key := t.isVP8 && vp8.IsKeyframeStart(pkt.Payload)

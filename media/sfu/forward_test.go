@@ -66,3 +66,30 @@ func TestWriteRewritesHeaderAndDropsPadding(t *testing.T) {
 }
 
 var _ webrtc.TrackLocalWriter = (*captureWriter)(nil)
+
+// A muted publisher's audio is not forwarded; unmuted, it is again.
+func TestWriteDropsMutedAudio(t *testing.T) {
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &participant{}
+	tr := &publishedTrack{m: m, codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, muted: &pub.audioMuted}
+	w := &captureWriter{}
+	b := &binding{id: "x", ssrc: 1234, pt: 111, w: w}
+	b.ready.Store(true)
+	tr.bindings.Store(&[]*binding{b})
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1}, Payload: []byte{1}}
+	for i, muted := range []bool{false, true, true, false} {
+		pub.audioMuted.Store(muted)
+		tr.write(pkt)
+		if want := map[bool]int{false: 1, true: 0}[muted]; len(w.pkts) != want {
+			t.Fatalf("packet %d (muted %v): %d written, want %d", i, muted, len(w.pkts), want)
+		}
+		w.pkts = nil
+	}
+	pub.audioMuted.Store(true)
+	if n := testing.AllocsPerRun(100, func() { tr.write(pkt) }); n != 0 {
+		t.Errorf("muted write allocates %v times", n)
+	}
+}

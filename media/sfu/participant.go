@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,6 +15,7 @@ import (
 
 	"meeting.dev/meeting/media/internal/peer"
 	"meeting.dev/meeting/media/signal"
+	"meeting.dev/meeting/media/token"
 )
 
 // MaxTracksPerParticipant bounds what one participant publishes: audio,
@@ -26,7 +28,7 @@ const MaxTracksPerParticipant = 4
 // which the client sends its tracks. Each has one offerer, so offers never
 // collide; a participant that only watches has no pub at all.
 type participant struct {
-	info signal.Participant
+	info signal.Participant // who: ID, User, Name and Host never change; the state is in state
 	room *Room
 	conn *signal.Conn
 	sub  *webrtc.PeerConnection
@@ -41,8 +43,12 @@ type participant struct {
 	senders map[*publishedTrack]*webrtc.RTPSender
 	closed  bool
 
+	state      participantState // guarded by room.mu
+	audioMuted atomic.Bool      // state.audioMuted, read on the packet path
+
 	chatLimit     *rate.Limiter
 	offerLimit    *rate.Limiter
+	stateLimit    *rate.Limiter
 	offersRefused int  // offers in a row refused for the rate; reader goroutine only
 	candidates    int  // trickled candidates added, both peer connections; reader goroutine only
 	chatLive      bool // the chat channel is open and got the history; guarded by room.chatMu
@@ -55,9 +61,15 @@ type participant struct {
 	again        bool       // something changed while an offer was pending
 }
 
-func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant, error) {
+// participantState is what a participant says of itself (and a host's mute).
+type participantState struct {
+	audioMuted, videoMuted, handRaised bool
+}
+
+func (s *SFU) newParticipant(conn *signal.Conn, c token.Claims) (*participant, error) {
+	user := c.User
 	p := &participant{
-		info:    signal.Participant{ID: uuid.NewString(), User: user, Name: name},
+		info:    signal.Participant{ID: uuid.NewString(), User: user, Name: c.Name, Host: c.Role == token.RoleHost},
 		conn:    conn,
 		s:       s,
 		sources: map[string]string{},
@@ -67,6 +79,7 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 		// and 2 per second after.
 		chatLimit:  rate.NewLimiter(2, 10),
 		offerLimit: rate.NewLimiter(offerPerSecond, offerBurst),
+		stateLimit: rate.NewLimiter(statePerSecond, stateBurst),
 		left:       make(chan struct{}),
 	}
 	// What one client makes the server log is bounded, whatever it sends.
@@ -95,6 +108,21 @@ func (s *SFU) newParticipant(conn *signal.Conn, user, name string) (*participant
 		}
 	})
 	return p, nil
+}
+
+// describeLocked returns p with its current state, as the room tells it;
+// the caller holds room.mu.
+func (p *participant) describeLocked() signal.Participant {
+	d := p.info
+	d.AudioMuted, d.VideoMuted, d.HandRaised = p.state.audioMuted, p.state.videoMuted, p.state.handRaised
+	return d
+}
+
+// setAudioMutedLocked mutes or unmutes p's audio: from now on the SFU
+// forwards none of it, or all of it; the caller holds room.mu.
+func (p *participant) setAudioMutedLocked(muted bool) {
+	p.state.audioMuted = muted
+	p.audioMuted.Store(muted)
 }
 
 // publishPC returns the publish peer connection, creating it on first use.
@@ -165,6 +193,32 @@ func (p *participant) handle(m signal.Message) {
 			return
 		}
 		p.candidates++
+	case signal.State:
+		if p.allowStateChange() {
+			p.room.setState(p, v)
+		}
+	case signal.Mute:
+		if !p.info.Host {
+			p.send(signal.Error{Code: signal.CodeForbidden, Message: "mute: only a host may mute others"})
+			return
+		}
+		if !p.allowStateChange() {
+			return
+		}
+		if err := p.room.mute(p, v.Participant); err != nil {
+			p.send(hostActionError("mute", err))
+		}
+	case signal.Remove:
+		if !p.info.Host {
+			p.send(signal.Error{Code: signal.CodeForbidden, Message: "remove: only a host may remove others"})
+			return
+		}
+		if !p.allowStateChange() {
+			return
+		}
+		if err := p.s.removeUser(p, v.Participant); err != nil {
+			p.send(hostActionError("remove", err))
+		}
 	case signal.Leave:
 		p.conn.Close("left")
 	case signal.Join:
@@ -204,6 +258,38 @@ const (
 	offerPerSecond   = 1
 	maxOffersRefused = 10
 )
+
+// State changes of a participant (state, and a host's mute and remove):
+// stateBurst at once, then statePerSecond.
+const (
+	stateBurst     = 10
+	statePerSecond = 2
+)
+
+// allowStateChange applies the state change rate; it runs on the reader
+// goroutine only. When the change is over the limit it answers the client.
+func (p *participant) allowStateChange() bool {
+	if p.stateLimit.Allow() {
+		return true
+	}
+	p.send(signal.Error{Code: signal.CodeBadMessage, Message: fmt.Sprintf("too many state changes: at most %d at once and %d per second", stateBurst, statePerSecond)})
+	return false
+}
+
+// Errors of a host's mute and remove.
+var (
+	errNoParticipant = errors.New("no such participant in the room")
+	errHostTarget    = errors.New("a host cannot be muted or removed")
+)
+
+// hostActionError is the error message answering a refused mute or remove.
+func hostActionError(what string, err error) signal.Error {
+	code := signal.CodeBadMessage
+	if errors.Is(err, errHostTarget) {
+		code = signal.CodeForbidden
+	}
+	return signal.Error{Code: code, Message: what + ": " + err.Error()}
+}
 
 // checkOffer validates o before anything of it is recorded: at most
 // MaxTracksPerParticipant tracks listed, an SDP that parses, and at most

@@ -3,6 +3,7 @@ package sfu
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 var ErrRoomFull = errors.New("room is full")
 
 // Room is one meeting: its participants and their published tracks. Its
-// lock guards membership only; media never takes it.
+// lock guards membership and the participants' state; media never takes it.
+// Messages that describe a participant are sent under it, so that everyone
+// learns of state changes in the order they happened.
 type Room struct {
 	id  string
 	max int
@@ -47,10 +50,10 @@ func (r *Room) add(p *participant, now func() time.Time) ([]*publishedTrack, err
 	if len(r.participants) >= r.max {
 		return nil, ErrRoomFull
 	}
-	j := signal.Joined{Room: r.id, You: p.info, Participants: make([]signal.Participant, 0, len(r.order)),
+	j := signal.Joined{Room: r.id, You: p.describeLocked(), Participants: make([]signal.Participant, 0, len(r.order)),
 		Tracks: make([]signal.Track, 0, len(r.tracks))}
 	for _, o := range r.listLocked() {
-		j.Participants = append(j.Participants, o.info)
+		j.Participants = append(j.Participants, o.describeLocked())
 	}
 	tracks := make([]*publishedTrack, 0, len(r.tracks))
 	for _, t := range r.tracks {
@@ -194,11 +197,88 @@ func appendHistory(h [][]byte, b []byte) [][]byte {
 	return append(h, b)
 }
 
-// broadcast sends m to everyone except skip.
-func (r *Room) broadcast(m signal.Message, skip *participant) {
-	for _, p := range r.list() {
+// announce sends everyone but skip the message mk makes of about as it is
+// now (participant_joined, participant_left).
+func (r *Room) announce(about, skip *participant, mk func(signal.Participant) signal.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := mk(about.describeLocked())
+	for _, p := range r.listLocked() {
 		if p != skip {
 			p.send(m)
 		}
 	}
+}
+
+// updatedLocked tells everyone, p included, p's new state; the caller
+// holds r.mu.
+func (r *Room) updatedLocked(p *participant) {
+	m := signal.ParticipantUpdated{Participant: p.describeLocked()}
+	for _, o := range r.listLocked() {
+		o.send(m)
+	}
+}
+
+// setState applies the fields st gives to p's state and tells everyone.
+func (r *Room) setState(p *participant, st signal.State) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.participants[p.info.ID] != p {
+		return // leaving
+	}
+	if st.AudioMuted != nil {
+		p.setAudioMutedLocked(*st.AudioMuted)
+	}
+	if st.VideoMuted != nil {
+		p.state.videoMuted = *st.VideoMuted
+	}
+	if st.HandRaised != nil {
+		p.state.handRaised = *st.HandRaised
+	}
+	r.updatedLocked(p)
+}
+
+// mute mutes participant id's audio for host: the target gets muted, and
+// everyone its new state. A host cannot be muted (errHostTarget).
+func (r *Room) mute(host *participant, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.participants[id]
+	switch {
+	case t == nil:
+		return fmt.Errorf("%w: %.64q", errNoParticipant, id)
+	case t.info.Host:
+		return errHostTarget
+	}
+	t.setAudioMutedLocked(true)
+	t.send(signal.Muted{By: host.describeLocked()})
+	r.updatedLocked(t)
+	return nil
+}
+
+// userOf returns the user of participant id, unless it is a host.
+func (r *Room) userOf(id string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.participants[id]
+	switch {
+	case t == nil:
+		return "", fmt.Errorf("%w: %.64q", errNoParticipant, id)
+	case t.info.Host:
+		return "", errHostTarget
+	}
+	return t.info.User, nil
+}
+
+// connectionsOf returns the participants of user.
+func (r *Room) connectionsOf(user string) []*participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ps []*participant
+	for _, p := range r.listLocked() {
+		if p.info.User == user {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }

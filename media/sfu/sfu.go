@@ -27,6 +27,9 @@ import (
 // ErrClosing is returned for joins while the SFU shuts down.
 var ErrClosing = errors.New("server is shutting down")
 
+// ErrRemoved is returned for joins of a user a host removed from the room.
+var ErrRemoved = errors.New("removed from the meeting by the host")
+
 // SFU holds the rooms of one server. Rooms are created by their first join
 // and removed when their last participant leaves.
 type SFU struct {
@@ -40,7 +43,8 @@ type SFU struct {
 
 	mu       sync.Mutex
 	rooms    map[string]*Room
-	warnings map[string]time.Time // room id -> closesAt, from WarnRoom until CloseRoom
+	warnings map[string]time.Time       // room id -> closesAt, from WarnRoom until CloseRoom
+	removed  map[string]map[string]bool // room id -> users a host removed, until CloseRoom
 	draining bool
 	closed   bool
 	sessions sync.WaitGroup // one per WebSocket session
@@ -59,7 +63,8 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}, warnings: map[string]time.Time{}}
+	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}, warnings: map[string]time.Time{},
+		removed: map[string]map[string]bool{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	iceConn = rawudp.New(iceConn)
@@ -259,6 +264,8 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 				code = signal.CodeRoomFull
 			case errors.Is(err, ErrClosing):
 				code = signal.CodeClosing
+			case errors.Is(err, ErrRemoved):
+				code = signal.CodeRemoved
 			case errors.Is(err, token.ErrNoRoom):
 				code = signal.CodeUnauthorized
 			}
@@ -325,7 +332,7 @@ func (s *SFU) session(conn *signal.Conn, claims *token.Claims) {
 
 // join admits a participant with claims c into its room.
 func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
-	p, err := s.newParticipant(conn, c.User, c.Name)
+	p, err := s.newParticipant(conn, c)
 	if err != nil {
 		s.m.joins.WithLabelValues("error").Inc()
 		return nil, err
@@ -336,6 +343,12 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 		p.close()
 		s.m.joins.WithLabelValues("closing").Inc()
 		return nil, ErrClosing
+	}
+	if s.removed[c.Room][c.User] {
+		s.mu.Unlock()
+		p.close()
+		s.m.joins.WithLabelValues("removed").Inc()
+		return nil, ErrRemoved
 	}
 	r := s.rooms[c.Room]
 	created := r == nil
@@ -368,8 +381,8 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 		return nil, fmt.Errorf("%w: room %q: %w", token.ErrNoRoom, c.Room, err)
 	}
 	s.m.joins.WithLabelValues("ok").Inc()
-	r.broadcast(signal.ParticipantJoined{Participant: p.info}, p)
-	p.log.Info("joined", "room", r.id, "name", c.Name)
+	r.announce(p, p, func(d signal.Participant) signal.Message { return signal.ParticipantJoined{Participant: d} })
+	p.log.Info("joined", "room", r.id, "name", c.Name, "host", p.info.Host)
 	for _, t := range tracks {
 		p.addSubscription(t)
 	}
@@ -393,14 +406,45 @@ func (s *SFU) remove(p *participant) {
 // leave takes p out of its room and tells the others.
 func (s *SFU) leave(p *participant) {
 	s.remove(p)
-	p.room.broadcast(signal.ParticipantLeft{Participant: p.info}, p)
+	p.room.announce(p, p, func(d signal.Participant) signal.Message { return signal.ParticipantLeft{Participant: d} })
 	p.log.Info("left", "room", p.room.id)
 	p.closeMedia()
 }
 
+// removeUser removes, for host, the user of participant id from the room:
+// every connection of that user gets the error removed and is closed, and
+// the user's joins are refused until CloseRoom. A host cannot be removed.
+func (s *SFU) removeUser(host *participant, id string) error {
+	r := host.room
+	user, err := r.userOf(id)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.rooms[r.id] != r { // the room is closing: everyone goes anyway
+		s.mu.Unlock()
+		return nil
+	}
+	if s.removed[r.id] == nil {
+		s.removed[r.id] = map[string]bool{}
+	}
+	s.removed[r.id][user] = true
+	s.mu.Unlock()
+	// A join checks the list and enters the room under s.mu: every
+	// connection of user that got past it is in the room now.
+	ps := r.connectionsOf(user)
+	host.log.Info("user removed by the host", "room", r.id, "removed_user", user, "connections", len(ps))
+	for _, p := range ps {
+		p.send(signal.Error{Code: signal.CodeRemoved, Message: ErrRemoved.Error()})
+		p.conn.Close("removed")
+	}
+	return nil
+}
+
 // CloseRoom ends room id now: every participant is sent closing with
 // reason and a deadline of now, and their sessions end; it returns when
-// they have. It is a no-op for a room that does not exist. Joins to the room
+// they have. It forgets the users a host removed from the room. It is
+// otherwise a no-op for a room that does not exist. Joins to the room
 // afterwards are up to Config.Keys: withdraw the room's key first.
 func (s *SFU) CloseRoom(id, reason string) {
 	s.mu.Lock()
@@ -410,6 +454,7 @@ func (s *SFU) CloseRoom(id, reason string) {
 		s.m.rooms.Dec()
 	}
 	delete(s.warnings, id)
+	delete(s.removed, id)
 	s.mu.Unlock()
 	if r == nil {
 		return

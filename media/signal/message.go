@@ -11,23 +11,29 @@ import (
 	"unicode/utf8"
 )
 
-// Message types. Client to server: Join, Offer, Answer, Candidate, Leave.
-// Server to client: Joined, Answer, Offer, ParticipantJoined,
-// ParticipantLeft, TrackPublished, TrackUnpublished, Ending, Closing, Error.
+// Message types. Client to server: Join, Offer, Answer, Candidate, Leave,
+// State, and from a host Mute and Remove. Server to client: Joined, Answer,
+// Offer, ParticipantJoined, ParticipantLeft, ParticipantUpdated,
+// TrackPublished, TrackUnpublished, Muted, Ending, Closing, Error.
 const (
-	TypeJoin              = "join"
-	TypeJoined            = "joined"
-	TypeOffer             = "offer"
-	TypeAnswer            = "answer"
-	TypeCandidate         = "candidate"
-	TypeLeave             = "leave"
-	TypeParticipantJoined = "participant_joined"
-	TypeParticipantLeft   = "participant_left"
-	TypeTrackPublished    = "track_published"
-	TypeTrackUnpublished  = "track_unpublished"
-	TypeEnding            = "ending"
-	TypeClosing           = "closing"
-	TypeError             = "error"
+	TypeJoin               = "join"
+	TypeJoined             = "joined"
+	TypeOffer              = "offer"
+	TypeAnswer             = "answer"
+	TypeCandidate          = "candidate"
+	TypeLeave              = "leave"
+	TypeState              = "state"
+	TypeMute               = "mute"
+	TypeRemove             = "remove"
+	TypeParticipantJoined  = "participant_joined"
+	TypeParticipantLeft    = "participant_left"
+	TypeParticipantUpdated = "participant_updated"
+	TypeMuted              = "muted"
+	TypeTrackPublished     = "track_published"
+	TypeTrackUnpublished   = "track_unpublished"
+	TypeEnding             = "ending"
+	TypeClosing            = "closing"
+	TypeError              = "error"
 )
 
 // Peer connection names used by Candidate.Target.
@@ -58,6 +64,8 @@ const (
 	CodeNegotiation  = "negotiation_failed"
 	CodeBadChat      = "bad_chat"
 	CodeInternal     = "internal"
+	CodeForbidden    = "forbidden"
+	CodeRemoved      = "removed"
 )
 
 // Limits checked by Decode.
@@ -79,6 +87,9 @@ const (
 	MaxCandidate = 1024
 	// MaxCandidateField is the longest sdpMid or usernameFragment, in bytes.
 	MaxCandidateField = 256
+	// MaxParticipantID is the longest participant id of a Mute or Remove,
+	// in bytes (the server's ids are UUIDs).
+	MaxParticipantID = 64
 )
 
 // Message is one signalling message: every type below implements it.
@@ -92,11 +103,22 @@ type Join struct {
 	Token string `json:"token"`
 }
 
-// Participant describes someone in the room.
+// Participant describes someone in the room and their current state.
 type Participant struct {
 	ID   string `json:"id"`
 	User string `json:"user"`
 	Name string `json:"name"`
+	// Host is true for a host (a token with role host): a host may mute
+	// and remove the others.
+	Host bool `json:"host"`
+	// AudioMuted is true while the participant's audio is muted: the
+	// server forwards none of it.
+	AudioMuted bool `json:"audio_muted"`
+	// VideoMuted is true while the participant's camera is off (as the
+	// participant says).
+	VideoMuted bool `json:"video_muted"`
+	// HandRaised is true while the participant raises a hand.
+	HandRaised bool `json:"hand_raised"`
 }
 
 // Track describes a published track as subscribers see it. On the
@@ -154,6 +176,38 @@ type Candidate struct {
 
 // Leave ends the session.
 type Leave struct{}
+
+// State changes the sender's own state: only the fields given change, and
+// at least one must be. Everyone, the sender included, gets a
+// ParticipantUpdated.
+type State struct {
+	AudioMuted *bool `json:"audio_muted,omitempty"`
+	VideoMuted *bool `json:"video_muted,omitempty"`
+	HandRaised *bool `json:"hand_raised,omitempty"`
+}
+
+// Mute asks the server (from a host) to mute another participant's audio.
+type Mute struct {
+	// Participant is the id of the participant to mute.
+	Participant string `json:"participant"`
+}
+
+// Remove asks the server (from a host) to remove another participant's
+// user from the room: every connection of that user.
+type Remove struct {
+	// Participant is the id of one connection of the user to remove.
+	Participant string `json:"participant"`
+}
+
+// ParticipantUpdated announces a participant's new state.
+type ParticipantUpdated struct {
+	Participant Participant `json:"participant"`
+}
+
+// Muted tells a participant that a host muted its audio.
+type Muted struct {
+	By Participant `json:"by"`
+}
 
 // ParticipantJoined announces a newcomer.
 type ParticipantJoined struct {
@@ -223,19 +277,24 @@ type Error struct {
 	Message string `json:"message"`
 }
 
-func (Join) MessageType() string              { return TypeJoin }
-func (Joined) MessageType() string            { return TypeJoined }
-func (Offer) MessageType() string             { return TypeOffer }
-func (Answer) MessageType() string            { return TypeAnswer }
-func (Candidate) MessageType() string         { return TypeCandidate }
-func (Leave) MessageType() string             { return TypeLeave }
-func (ParticipantJoined) MessageType() string { return TypeParticipantJoined }
-func (ParticipantLeft) MessageType() string   { return TypeParticipantLeft }
-func (TrackPublished) MessageType() string    { return TypeTrackPublished }
-func (TrackUnpublished) MessageType() string  { return TypeTrackUnpublished }
-func (Ending) MessageType() string            { return TypeEnding }
-func (Closing) MessageType() string           { return TypeClosing }
-func (Error) MessageType() string             { return TypeError }
+func (Join) MessageType() string               { return TypeJoin }
+func (Joined) MessageType() string             { return TypeJoined }
+func (Offer) MessageType() string              { return TypeOffer }
+func (Answer) MessageType() string             { return TypeAnswer }
+func (Candidate) MessageType() string          { return TypeCandidate }
+func (Leave) MessageType() string              { return TypeLeave }
+func (State) MessageType() string              { return TypeState }
+func (Mute) MessageType() string               { return TypeMute }
+func (Remove) MessageType() string             { return TypeRemove }
+func (ParticipantUpdated) MessageType() string { return TypeParticipantUpdated }
+func (Muted) MessageType() string              { return TypeMuted }
+func (ParticipantJoined) MessageType() string  { return TypeParticipantJoined }
+func (ParticipantLeft) MessageType() string    { return TypeParticipantLeft }
+func (TrackPublished) MessageType() string     { return TypeTrackPublished }
+func (TrackUnpublished) MessageType() string   { return TypeTrackUnpublished }
+func (Ending) MessageType() string             { return TypeEnding }
+func (Closing) MessageType() string            { return TypeClosing }
+func (Error) MessageType() string              { return TypeError }
 
 // Error makes Error usable as a Go error.
 func (e Error) Error() string { return e.Code + ": " + e.Message }
@@ -258,6 +317,16 @@ func newMessage(t string) (Message, error) {
 		return &Candidate{}, nil
 	case TypeLeave:
 		return &Leave{}, nil
+	case TypeState:
+		return &State{}, nil
+	case TypeMute:
+		return &Mute{}, nil
+	case TypeRemove:
+		return &Remove{}, nil
+	case TypeParticipantUpdated:
+		return &ParticipantUpdated{}, nil
+	case TypeMuted:
+		return &Muted{}, nil
 	case TypeParticipantJoined:
 		return &ParticipantJoined{}, nil
 	case TypeParticipantLeft:
@@ -319,6 +388,16 @@ func deref(p Message) Message {
 	case *Candidate:
 		return *v
 	case *Leave:
+		return *v
+	case *State:
+		return *v
+	case *Mute:
+		return *v
+	case *Remove:
+		return *v
+	case *ParticipantUpdated:
+		return *v
+	case *Muted:
 		return *v
 	case *ParticipantJoined:
 		return *v
@@ -387,6 +466,14 @@ func validate(m Message) error {
 				return fmt.Errorf("%s exceeds %d bytes", name, MaxCandidateField)
 			}
 		}
+	case State:
+		if v.AudioMuted == nil && v.VideoMuted == nil && v.HandRaised == nil {
+			return errors.New("one of audio_muted, video_muted and hand_raised is required")
+		}
+	case Mute:
+		return validParticipantID(v.Participant)
+	case Remove:
+		return validParticipantID(v.Participant)
 	case Ending:
 		if v.ClosesAt.IsZero() {
 			return errors.New("closes_at is required")
@@ -398,6 +485,17 @@ func validate(m Message) error {
 		if v.Code == "" {
 			return errors.New("code is required")
 		}
+	}
+	return nil
+}
+
+// validParticipantID checks the participant id of a Mute or Remove.
+func validParticipantID(id string) error {
+	if id == "" {
+		return errors.New("participant is required")
+	}
+	if len(id) > MaxParticipantID {
+		return fmt.Errorf("participant exceeds %d bytes", MaxParticipantID)
 	}
 	return nil
 }

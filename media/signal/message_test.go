@@ -14,6 +14,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 	mid := "0"
 	idx := uint16(0)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	yes, no := true, false
 	for _, m := range []Message{
 		Join{Token: "t"},
 		Joined{Room: "r", You: Participant{ID: "p", User: "u", Name: "n"}, Participants: []Participant{{ID: "q"}}, Tracks: []Track{{ID: "p/a", Participant: "p", Kind: "audio", Source: "audio"}}},
@@ -21,6 +22,12 @@ func TestDecodeRoundTrip(t *testing.T) {
 		Answer{SDP: "v=0"},
 		Candidate{Target: TargetPublish, Candidate: ICECandidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host", SDPMid: &mid, SDPMLineIndex: &idx}},
 		Leave{},
+		State{AudioMuted: &yes},
+		State{AudioMuted: &no, VideoMuted: &yes, HandRaised: &no},
+		Mute{Participant: "p"},
+		Remove{Participant: "p"},
+		ParticipantUpdated{Participant: Participant{ID: "p", User: "u", Name: "n", Host: true, AudioMuted: true, VideoMuted: true, HandRaised: true}},
+		Muted{By: Participant{ID: "h", Host: true}},
 		ParticipantJoined{Participant: Participant{ID: "p"}},
 		ParticipantLeft{Participant: Participant{ID: "p"}},
 		TrackPublished{Track: Track{ID: "x"}},
@@ -75,6 +82,19 @@ func TestDecodeRefuses(t *testing.T) {
 		{`{"type":"candidate","target":"publish","candidate":{"candidate":"` + strings.Repeat("a", MaxCandidate+1) + `"}}`, false},
 		{`{"type":"candidate","target":"publish","candidate":{"candidate":"c","sdpMid":"` + strings.Repeat("a", MaxCandidateField+1) + `"}}`, false},
 		{`{"type":"candidate","target":"publish","candidate":{"candidate":"c","usernameFragment":"` + strings.Repeat("a", MaxCandidateField+1) + `"}}`, false},
+		{`{"type":"state"}`, false},
+		{`{"type":"state","audio_muted":null}`, false},
+		{`{"type":"state","muted":true}`, false},
+		{`{"type":"state","audio_muted":"yes"}`, false},
+		{`{"type":"state","audio_muted":1}`, false},
+		{`{"type":"state","video_muted":true,"hand_raised":"up"}`, false},
+		{`{"type":"mute"}`, false},
+		{`{"type":"mute","participant":""}`, false},
+		{`{"type":"mute","participant":42}`, false},
+		{`{"type":"mute","participant":"` + strings.Repeat("a", MaxParticipantID+1) + `"}`, false},
+		{`{"type":"remove"}`, false},
+		{`{"type":"remove","participant":["p"]}`, false},
+		{`{"type":"remove","participant":"` + strings.Repeat("a", MaxParticipantID+1) + `"}`, false},
 	} {
 		_, err := Decode([]byte(tc.in))
 		if err == nil {
@@ -84,6 +104,28 @@ func TestDecodeRefuses(t *testing.T) {
 		if errors.Is(err, ErrUnknownType) != tc.unknown {
 			t.Errorf("Decode(%.60s) = %v; unknown type: %v", tc.in, err, !tc.unknown)
 		}
+	}
+}
+
+// A Participant has all its fields, state included, in JSON, whatever
+// their values; a State only the fields it changes.
+func TestParticipantAndStateJSON(t *testing.T) {
+	b, err := Encode(ParticipantJoined{Participant: Participant{ID: "p", User: "u", Name: "n"}})
+	if want := `{"type":"participant_joined","participant":{"id":"p","user":"u","name":"n","host":false,"audio_muted":false,"video_muted":false,"hand_raised":false}}`; err != nil || string(b) != want {
+		t.Errorf("Encode = %s, %v; want %s", b, err, want)
+	}
+	m, err := Decode([]byte(`{"type":"state","hand_raised":true}`))
+	if st, ok := m.(State); err != nil || !ok || st.AudioMuted != nil || st.VideoMuted != nil || st.HandRaised == nil || !*st.HandRaised {
+		t.Errorf("Decode(state) = %#v, %v", m, err)
+	}
+	no := false
+	b, err = Encode(State{VideoMuted: &no})
+	if want := `{"type":"state","video_muted":false}`; err != nil || string(b) != want {
+		t.Errorf("Encode = %s, %v; want %s", b, err, want)
+	}
+	// Unknown fields are ignored, as in every message.
+	if m, err := Decode([]byte(`{"type":"mute","participant":"p","why":"noise"}`)); err != nil || m != (Mute{Participant: "p"}) {
+		t.Errorf("Decode(mute) = %#v, %v", m, err)
 	}
 }
 
@@ -105,6 +147,9 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"answer","sdp":"v=0"}`,
 		`{"type":"candidate","target":"publish","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":0}}`,
 		`{"type":"leave"}`,
+		`{"type":"state","audio_muted":true,"hand_raised":false}`,
+		`{"type":"mute","participant":"p"}`,
+		`{"type":"remove","participant":"p"}`,
 		`{"type":"closing","reason":"r","deadline":"2026-01-01T00:00:00Z"}`,
 		`{"type":"ending","closes_at":"2026-01-01T00:05:00.000Z","remaining_ms":300000}`,
 		`{"type":"error","code":"x","message":"y"}`,
@@ -163,6 +208,18 @@ func checkLimits(m Message) error {
 	case Answer:
 		if v.SDP == "" || len(v.SDP) > MaxSDPSize {
 			return fmt.Errorf("sdp of %d bytes", len(v.SDP))
+		}
+	case State:
+		if v.AudioMuted == nil && v.VideoMuted == nil && v.HandRaised == nil {
+			return errors.New("empty state")
+		}
+	case Mute:
+		if v.Participant == "" || len(v.Participant) > MaxParticipantID {
+			return fmt.Errorf("participant of %d bytes", len(v.Participant))
+		}
+	case Remove:
+		if v.Participant == "" || len(v.Participant) > MaxParticipantID {
+			return fmt.Errorf("participant of %d bytes", len(v.Participant))
 		}
 	case Candidate:
 		c := v.Candidate

@@ -1,7 +1,8 @@
 // Package token holds the pure credential code of a room, which the API
 // imports without linking pion: join tokens (JWTs signed with HS256 under the
 // room's key, carrying the room identity, the user id (sub), the display
-// name, and issue and expiry times) and TURN REST API credentials.
+// name, the optional role, and issue and expiry times) and TURN REST API
+// credentials.
 package token
 
 import (
@@ -37,15 +38,25 @@ type Claims struct {
 	User string
 	// Name is the display name shown to the other participants.
 	Name string
+	// Role is the participant's role in the room: "" or RoleHost.
+	Role string
 	// IssuedAt is iat; Mint uses the current time when it is zero.
 	IssuedAt time.Time
 	// ExpiresAt is exp; Mint sets it to IssuedAt + ttl.
 	ExpiresAt time.Time
 }
 
+// RoleHost is the role of a meeting's host (its creator): the host may
+// mute and remove the other participants.
+const RoleHost = "host"
+
+// validRole reports whether r is a role a token may carry.
+func validRole(r string) bool { return r == "" || r == RoleHost }
+
 type jwtClaims struct {
 	Room string `json:"room"`
 	Name string `json:"name,omitempty"`
+	Role string `json:"role,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -73,6 +84,9 @@ func Mint(key []byte, c Claims, ttl time.Duration) (string, error) {
 	if c.Room == "" || c.User == "" {
 		return "", errors.New("token: room and user are required")
 	}
+	if !validRole(c.Role) {
+		return "", fmt.Errorf("token: role %q is not %q or empty", c.Role, RoleHost)
+	}
 	if ttl <= 0 || ttl > MaxLifetime {
 		return "", fmt.Errorf("token: ttl %s is not in (0, %s]", ttl, MaxLifetime)
 	}
@@ -83,6 +97,7 @@ func Mint(key []byte, c Claims, ttl time.Duration) (string, error) {
 	jc := jwtClaims{
 		Room: c.Room,
 		Name: c.Name,
+		Role: c.Role,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   c.User,
 			IssuedAt:  jwt.NewNumericDate(iat),
@@ -122,7 +137,8 @@ func Verify(key []byte, tok, room string, now time.Time) (Claims, error) {
 // The checks: HS256 under the room's key, which must have at least
 // MinKeySize bytes (else ErrNoKey or ErrShortKey); room and sub present; exp
 // present and after now; iat present, at most ClockSkew after now, and at
-// most MaxLifetime before exp; nbf, when present, not after now.
+// most MaxLifetime before exp; nbf, when present, not after now; role, when
+// present, RoleHost.
 func VerifyWith(keys func(room string) ([]byte, error), tok, room string, now time.Time) (Claims, error) {
 	var (
 		jc     jwtClaims
@@ -166,6 +182,9 @@ func VerifyWith(keys func(room string) ([]byte, error), tok, room string, now ti
 	if jc.IssuedAt == nil {
 		return Claims{}, fmt.Errorf("%w: iat missing", ErrInvalid)
 	}
+	if !validRole(jc.Role) {
+		return Claims{}, fmt.Errorf("%w: role %.20q is not %q", ErrInvalid, jc.Role, RoleHost)
+	}
 	iat, exp := jc.IssuedAt.Time, jc.ExpiresAt.Time
 	if iat.After(now.Add(ClockSkew)) {
 		return Claims{}, fmt.Errorf("%w: issued in the future (iat %s)", ErrInvalid, iat.UTC().Format(time.RFC3339))
@@ -173,5 +192,5 @@ func VerifyWith(keys func(room string) ([]byte, error), tok, room string, now ti
 	if exp.Sub(iat) > MaxLifetime {
 		return Claims{}, fmt.Errorf("%w: lifetime %s exceeds %s", ErrInvalid, exp.Sub(iat), MaxLifetime)
 	}
-	return Claims{Room: jc.Room, User: jc.Subject, Name: jc.Name, IssuedAt: iat, ExpiresAt: exp}, nil
+	return Claims{Room: jc.Room, User: jc.Subject, Name: jc.Name, Role: jc.Role, IssuedAt: iat, ExpiresAt: exp}, nil
 }

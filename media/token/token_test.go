@@ -71,6 +71,38 @@ func TestMintVerify(t *testing.T) {
 	}
 }
 
+// The role claim: absent for a participant, "host" for the meeting's
+// host; any other value neither mints nor verifies.
+func TestRole(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	now := time.Unix(1_800_000_000, 0)
+	for _, role := range []string{"", RoleHost} {
+		tok, err := Mint(key, Claims{Room: "r1", User: "42", Role: role, IssuedAt: now}, time.Minute)
+		if err != nil {
+			t.Fatalf("mint role %q: %v", role, err)
+		}
+		c, err := Verify(key, tok, "r1", now)
+		if err != nil || c.Role != role {
+			t.Fatalf("role %q: claims %+v, %v", role, c, err)
+		}
+		payload, err := jwt.NewParser().DecodeSegment(strings.Split(tok, ".")[1])
+		if err != nil || strings.Contains(string(payload), `"role"`) != (role != "") {
+			t.Errorf("role %q: payload %s, %v", role, payload, err)
+		}
+	}
+	if _, err := Mint(key, Claims{Room: "r1", User: "42", Role: "admin", IssuedAt: now}, time.Minute); err == nil {
+		t.Fatal("minted role admin")
+	}
+	forged, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwtClaims{Room: "r1", Role: "admin", RegisteredClaims: jwt.RegisteredClaims{
+		Subject: "42", IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Minute))}}).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(key, forged, "r1", now); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("role admin verified: %v", err)
+	}
+}
+
 // Keys shorter than 32 bytes neither mint nor verify tokens.
 func TestShortKeysRefused(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
