@@ -77,14 +77,14 @@ export function mountCall(container, ctx) {
 
   const btn = (id, label, text, onclick, pressed = false) =>
     h("button", { id, type: "button", class: "call-control", "aria-label": label, "aria-pressed": String(pressed), onclick }, h("span", { class: "control-text" }, text));
-  const micBtn = btn("toggle-mic", "Mute microphone", "Mic", () => act(toggleMic));
-  const camBtn = btn("toggle-cam", "Turn camera off", "Camera", () => act(toggleCam));
-  const screenBtn = btn("toggle-screen", "Share screen", "Share", () => act(toggleScreen));
-  const handBtn = btn("raise-hand", "Raise hand", "Hand", () => act(toggleHand));
+  const micBtn = btn("toggle-mic", "Mute microphone", "Mute", () => act(toggleMic));
+  const camBtn = btn("toggle-cam", "Turn camera off", "Camera off", () => act(toggleCam));
+  const screenBtn = btn("toggle-screen", "Share screen", "Share screen", () => act(toggleScreen));
+  const handBtn = btn("raise-hand", "Raise hand", "Raise hand", () => act(toggleHand));
   const chatBtn = btn("toggle-chat", "Chat", "Chat", () => openPanel("chat"));
   chatBtn.append(chat.badge);
   const peopleBtn = btn("toggle-people", "People", "People", () => openPanel("people"));
-  const leaveBtn = h("button", { id: "leave", type: "button", class: "call-control leave danger", "aria-label": "Leave call" }, h("span", { class: "control-text" }, "Leave"));
+  const leaveBtn = h("button", { id: "leave", type: "button", class: "call-control leave danger", "aria-label": "Leave call" }, h("span", { class: "control-text" }, "Leave call"));
   leaveBtn.addEventListener("click", leave);
   if (!navigator.mediaDevices?.getDisplayMedia) { screenBtn.disabled = true; screenBtn.title = "This browser cannot share the screen"; }
 
@@ -117,14 +117,11 @@ export function mountCall(container, ctx) {
   function act(f) { f().catch((e) => { console.warn("call", e); showError(error, e.message || String(e)); }); }
 
   function render() {
+    // Labels stay; aria-pressed says the state (true: muted, camera off, sharing, raised).
     micBtn.setAttribute("aria-pressed", String(local.micMuted));
-    micBtn.setAttribute("aria-label", local.micMuted ? "Unmute microphone" : "Mute microphone");
     camBtn.setAttribute("aria-pressed", String(local.camOff));
-    camBtn.setAttribute("aria-label", local.camOff ? "Turn camera on" : "Turn camera off");
     screenBtn.setAttribute("aria-pressed", String(!!local.screen));
-    screenBtn.setAttribute("aria-label", local.screen ? "Stop sharing the screen" : "Share screen");
     handBtn.setAttribute("aria-pressed", String(local.hand));
-    handBtn.setAttribute("aria-label", local.hand ? "Lower hand" : "Raise hand");
     chatBtn.setAttribute("aria-pressed", String(chat.isOpen));
     peopleBtn.setAttribute("aria-pressed", String(!people.el.hidden));
     const me = selfParticipant(selfId());

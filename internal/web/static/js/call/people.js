@@ -19,9 +19,8 @@ export class People {
       const self = me && p.id === me.id;
       const state = [p.host && "host", p.audio_muted && "muted", p.video_muted && "camera off", p.hand_raised && "hand raised"].filter(Boolean);
       const name = (p.name || p.user) + (self ? " (you)" : "");
-      return h("li", { "data-participant": p.id, "data-user": p.user },
+      return h("li", { "data-participant": p.id, "data-user": p.name || p.user, "data-user-id": p.user },
         h("span", { class: "person-name" }, name),
-        p.hand_raised ? h("span", { class: "person-hand", role: "img", "aria-label": "Hand raised" }, "✋") : null,
         h("span", { class: "person-state" }, state.join(", ")),
         host && !self && !p.host ? h("span", { class: "person-actions" },
           h("button", { type: "button", class: "host-mute", "aria-label": `Mute ${name}`, onclick: () => this.onMute(p) }, "Mute"),

@@ -20,15 +20,17 @@ export function mountPrejoin(container, ctx) {
 
   const preview = h("video", { id: "preview", autoplay: true, playsinline: true, muted: true, "aria-label": "Your camera" });
   preview.muted = true;
-  const previewOff = h("p", { class: "preview-off", "aria-hidden": "true" }, "Camera off");
+  const previewOff = h("p", { class: "preview-off", "aria-hidden": "true" }, "Starting your camera…");
   const cameraSelect = h("select", { id: "camera-select", onchange: () => run(switchCamera) });
   const micSelect = h("select", { id: "mic-select", onchange: () => run(switchMic) });
   const speakerSelect = h("select", { id: "speaker-select", onchange: () => { st.speakerId = speakerSelect.value; } });
   const speakerField = h("label", { class: "field", hidden: !canChooseSpeaker }, "Speaker", speakerSelect);
-  const micBtn = h("button", { id: "prejoin-mic", type: "button", "aria-pressed": "false", onclick: () => run(toggleMic) }, "Microphone on");
-  const camBtn = h("button", { id: "prejoin-cam", type: "button", "aria-pressed": "false", onclick: () => run(toggleCam) }, "Camera on");
+  const micBtn = h("button", { id: "prejoin-mic", type: "button", "aria-pressed": "false", onclick: () => run(toggleMic) }, "Mute microphone");
+  const camBtn = h("button", { id: "prejoin-cam", type: "button", "aria-pressed": "false", onclick: () => run(toggleCam) }, "Turn camera off");
   const message = h("p", { id: "prejoin-message", role: "alert", hidden: true });
-  const joinBtn = h("button", { id: "join-call", type: "button", class: "primary", onclick: join }, "Join now");
+  // Join waits for the devices' answer (or 10 s of a pending permission prompt).
+  const joinBtn = h("button", { id: "join-call", type: "button", class: "primary", disabled: true, onclick: join }, "Join now");
+  const joinAnyway = setTimeout(() => { joinBtn.disabled = false; }, 10000);
   const cancelBtn = h("button", { id: "prejoin-cancel", type: "button", onclick: () => { cleanup(); ctx.onExit?.(); } }, "Cancel");
 
   const section = h("section", { id: "prejoin", "aria-labelledby": "prejoin-title" },
@@ -51,11 +53,7 @@ export function mountPrejoin(container, ctx) {
     preview.srcObject = st.video ? new MediaStream([st.video]) : null;
     previewOff.hidden = !!st.video;
     micBtn.setAttribute("aria-pressed", String(st.micOff));
-    micBtn.textContent = st.micOff ? "Microphone off" : "Microphone on";
-    micBtn.setAttribute("aria-label", st.micOff ? "Turn microphone on" : "Turn microphone off");
     camBtn.setAttribute("aria-pressed", String(st.camOff));
-    camBtn.textContent = st.camOff ? "Camera off" : "Camera on";
-    camBtn.setAttribute("aria-label", st.camOff ? "Turn camera on" : "Turn camera off");
     micBtn.disabled = !st.audio;
     camBtn.disabled = !st.video && !!st.errors.video && !st.camOff;
     let text = explain(st.errors);
@@ -63,8 +61,8 @@ export function mountPrejoin(container, ctx) {
     showError(message, text);
   }
 
-  function fill(select, devices, current, none) {
-    const opts = devices.map((d, i) => h("option", { value: d.deviceId }, d.label || `${none.split(" ")[1]} ${i + 1}`));
+  function fill(select, devices, current, none, noun) {
+    const opts = devices.map((d, i) => h("option", { value: d.deviceId }, d.label || `${noun} ${i + 1}`));
     if (opts.length === 0) opts.push(h("option", { value: "" }, none));
     replace(select, opts);
     select.disabled = devices.length === 0;
@@ -76,15 +74,18 @@ export function mountPrejoin(container, ctx) {
     if (st.disposed) return;
     st.cameraId = st.video?.getSettings().deviceId || st.cameraId;
     st.micId = st.audio?.getSettings().deviceId || st.micId;
-    fill(cameraSelect, d.videoinput, st.cameraId, "No camera");
-    fill(micSelect, d.audioinput, st.micId, "No microphone");
-    fill(speakerSelect, d.audiooutput, st.speakerId, "Default speaker");
+    fill(cameraSelect, d.videoinput, st.cameraId, "No camera", "Camera");
+    fill(micSelect, d.audioinput, st.micId, "No microphone", "Microphone");
+    fill(speakerSelect, d.audiooutput, st.speakerId, "Default speaker", "Speaker");
     speakerField.hidden = !canChooseSpeaker || d.audiooutput.length === 0;
   }
 
   async function start() {
     const r = await openBoth();
-    if (st.disposed) { stopTrack(r.audio); stopTrack(r.video); return; }
+    clearTimeout(joinAnyway);
+    joinBtn.disabled = false;
+    previewOff.textContent = "Camera off";
+    if (st.disposed || callCleanup) { stopTrack(r.audio); stopTrack(r.video); return; }
     st.audio = r.audio; st.video = r.video; st.errors = r.errors;
     render();
     await refreshDevices();
@@ -94,7 +95,7 @@ export function mountPrejoin(container, ctx) {
     st.cameraId = cameraSelect.value;
     if (st.camOff) return;
     const t = await openTrack("video", st.cameraId);
-    if (st.disposed) { t.stop(); return; }
+    if (st.disposed || callCleanup) { t.stop(); return; }
     stopTrack(st.video); st.video = t; st.errors.video = null;
     render();
   }
@@ -102,7 +103,7 @@ export function mountPrejoin(container, ctx) {
   async function switchMic() {
     st.micId = micSelect.value;
     const t = await openTrack("audio", st.micId);
-    if (st.disposed) { t.stop(); return; }
+    if (st.disposed || callCleanup) { t.stop(); return; }
     t.enabled = !st.micOff;
     stopTrack(st.audio); st.audio = t; st.errors.audio = null;
     render();
@@ -120,7 +121,7 @@ export function mountPrejoin(container, ctx) {
     render();
     try {
       const t = await openTrack("video", st.cameraId);
-      if (st.disposed || st.camOff) { t.stop(); return; }
+      if (st.disposed || st.camOff || callCleanup) { t.stop(); return; }
       st.video = t; st.errors.video = null;
     } catch (e) {
       st.camOff = true; st.errors.video = e;
@@ -144,6 +145,7 @@ export function mountPrejoin(container, ctx) {
   function cleanup() {
     if (st.disposed) return;
     st.disposed = true;
+    clearTimeout(joinAnyway);
     stopTrack(st.audio); stopTrack(st.video);
     st.audio = null; st.video = null;
     preview.srcObject = null;
@@ -157,6 +159,6 @@ export function mountPrejoin(container, ctx) {
 
   render();
   message.hidden = true; // nothing to say until the devices answered
-  run(start);
+  run(async () => { try { await start(); } finally { clearTimeout(joinAnyway); joinBtn.disabled = false; } });
   return cleanup;
 }

@@ -20,7 +20,7 @@ export class Tiles {
       const video = h("video", { autoplay: true, playsinline: true, muted: true });
       video.muted = true;
       const name = h("span", { class: "tile-name" });
-      const tile = h("div", { class: self ? "tile self" : "tile", role: "listitem", "data-participant": p.id, "data-user": p.user },
+      const tile = h("div", { class: self ? "tile self" : "tile", role: "listitem", "data-participant": p.id, "data-user": userOf(p), "data-user-id": p.user },
         video, h("span", { class: "tile-avatar", "aria-hidden": "true" }), h("div", { class: "tile-label" }, name));
       t = { tile, video, name, stream: new MediaStream(), audio: null, audioStream: null };
       video.srcObject = t.stream;
@@ -40,7 +40,8 @@ export class Tiles {
     t.name.textContent = label;
     t.tile.setAttribute("aria-label", label);
     t.tile.querySelector(".tile-avatar").textContent = (p.name || p.user || "?").slice(0, 1).toUpperCase();
-    t.tile.dataset.user = p.user;
+    t.tile.dataset.user = userOf(p);
+    t.tile.dataset.userId = p.user;
     setFlag(t.tile, "audioMuted", p.audio_muted);
     setFlag(t.tile, "videoMuted", p.video_muted);
     mark(t.tile, "tile-muted", p.audio_muted, "Microphone off");
@@ -110,7 +111,7 @@ export class Tiles {
     video.muted = true;
     video.srcObject = stream;
     const label = `${p.name || p.user || "Someone"}${self ? " (you)" : ""} is sharing the screen`;
-    const tile = h("div", { class: self ? "tile screen stage self" : "tile screen stage", role: "listitem", "data-participant": p.id, "data-user": p.user, "aria-label": label },
+    const tile = h("div", { class: self ? "tile screen stage self" : "tile screen stage", role: "listitem", "data-participant": p.id, "data-user": userOf(p), "data-user-id": p.user, "aria-label": label },
       video, h("div", { class: "tile-label" }, h("span", { class: "tile-name" }, label)));
     this.screens.set(p.id, { tile, video, trackIds: new Set(stream.getTracks().map((x) => x.id)) });
     this.el.prepend(tile);
@@ -168,6 +169,10 @@ export class Tiles {
   }
 }
 
+// userOf is what data-user shows: the username (the join token's name,
+// which the API sets to the username), else the user id.
+function userOf(p) { return p.name || p.user || ""; }
+
 function setFlag(el, key, on) {
   if (on) el.dataset[key] = "true";
   else delete el.dataset[key];
@@ -177,6 +182,6 @@ function setFlag(el, key, on) {
 function mark(tile, cls, on, text) {
   const label = tile.querySelector(".tile-label");
   const el = label.querySelector("." + cls);
-  if (on && !el) label.append(h("span", { class: cls, role: "img", "aria-label": text, title: text }, cls === "tile-hand" ? "✋" : "🔇"));
+  if (on && !el) label.append(h("span", { class: cls, role: "img", "aria-label": text, title: text }, cls === "tile-hand" ? "Hand" : "Muted"));
   if (!on && el) el.remove();
 }
