@@ -113,6 +113,11 @@ export function mountCall(container, ctx) {
   }
   const selfId = () => conn.you?.id || SELF;
 
+  function deviceError(what, e) {
+    const why = { NotAllowedError: "permission was denied", NotFoundError: `no ${what} was found`, NotReadableError: "another application uses it" }[e.name] || e.message || e.name;
+    return new Error(`The ${what} could not be turned on: ${why}.`);
+  }
+
   // act runs a control's action and shows what went wrong.
   function act(f) { f().catch((e) => { console.warn("call", e); showError(error, e.message || String(e)); }); }
 
@@ -152,7 +157,7 @@ export function mountCall(container, ctx) {
 
   async function toggleMic() {
     if (!local.mic) {
-      local.mic = await openTrack("audio", local.micId);
+      local.mic = await openTrack("audio", local.micId).catch((e) => { throw deviceError("microphone", e); });
       if (st.disposed || st.finished) { local.mic.stop(); local.mic = null; return; }
       local.stream.addTrack(local.mic);
       local.micMuted = false;
@@ -168,7 +173,7 @@ export function mountCall(container, ctx) {
 
   async function toggleCam() {
     if (local.camOff) {
-      const t = await openTrack("video", local.cameraId);
+      const t = await openTrack("video", local.cameraId).catch((e) => { throw deviceError("camera", e); });
       if (st.disposed || st.finished || !local.camOff) { t.stop(); return; }
       local.cam = t;
       local.camOff = false;
@@ -340,7 +345,15 @@ export function mountCall(container, ctx) {
   async function onMessage(m, config) {
     switch (m.type) {
       case "joined": return joined(m, config);
-      case "offer": if (conn.sub) await conn.sub.offer(m.sdp); return;
+      case "offer":
+        if (!conn.sub) return;
+        try {
+          await conn.sub.offer(m.sdp);
+        } catch (e) {
+          // The server waits for this answer before it offers again: start afresh.
+          lost(`the server's offer could not be answered (${e.message})`);
+        }
+        return;
       case "answer": conn.pub?.answer(m.sdp); return;
       case "participant_joined":
         conn.others.set(m.participant.id, m.participant);
@@ -415,9 +428,9 @@ export function mountCall(container, ctx) {
 
   function updated(p) {
     if (conn.you && p.id === conn.you.id) {
+      // Our own state is ours (a host mute comes as "muted"): echoes of
+      // our state messages may be older than our last choice.
       conn.you = p;
-      // The server is the judge of a host mute; our own choices are ours.
-      if (p.audio_muted && !local.micMuted) { local.micMuted = true; if (local.mic) local.mic.enabled = false; }
       render();
       return;
     }

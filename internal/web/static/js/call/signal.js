@@ -41,6 +41,9 @@ export class Signal {
     if (this.closed) return;
     if (leave) this.send({ type: "leave" });
     this.closed = true;
-    try { this.ws.close(1000, leave ? "leave" : ""); } catch { /* already closing */ }
+    const ws = this.ws;
+    // Closing a socket that is still connecting makes the browser log an error: close it once open.
+    if (ws.readyState === WebSocket.CONNECTING) { ws.onopen = () => ws.close(1000); return; }
+    try { ws.close(1000, leave ? "leave" : ""); } catch { /* already closing */ }
   }
 }
