@@ -268,7 +268,8 @@ export function mountCall(container, ctx) {
       const opens = Number(e.data?.opens_at) || 0;
       const wait = opens - Date.now();
       if (opens && wait < 24 * 3600 * 1000) {
-        say(`${e.message} You will join automatically when it opens at ${new Date(opens).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}.`);
+        const at = new Date(opens).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+        say(`The meeting has not opened yet. You will join automatically when it opens at ${at}.`);
         retry(Math.max(wait + 500, 1000), false);
       } else {
         finish("ended", e.message);
