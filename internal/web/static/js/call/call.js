@@ -49,6 +49,7 @@ export function mountCall(container, ctx) {
     you: null, // our Participant as the server knows it
     others: new Map(), // participant id → Participant
     tracks: new Map(), // track id → Track
+    recv: new Map(), // received MediaStreamTrack → publisher's participant id
   };
   const st = {
     state: "connecting",
@@ -313,6 +314,8 @@ export function mountCall(container, ctx) {
     for (const id of [...tiles.screens.keys()]) if (id !== selfId()) tiles.unscreen(id);
     conn.others.clear();
     conn.tracks.clear();
+    conn.recv.clear();
+    tiles.received.clear();
     levels.clear();
     tiles.setSpeaker(null);
   }
@@ -453,12 +456,15 @@ export function mountCall(container, ctx) {
   }
 
   function onTrack(e) {
-    const t = conn.tracks.get(e.track.id);
+    const mid = e.transceiver?.mid;
+    const id = (mid != null && conn.sub?.msids.get(mid)) || e.track.id;
+    const t = conn.tracks.get(id);
     const pid = t?.participant || e.streams[0]?.id;
     if (!pid || pid === conn.you?.id) return;
     const source = t?.source || (e.track.kind === "audio" ? "audio" : "camera");
     const p = conn.others.get(pid) || { id: pid, user: "", name: "" };
-    tiles.addTrack(p, e.track, source);
+    conn.recv.set(e.track, pid);
+    tiles.addTrack(p, e.track, source, id);
     tiles.setSinkId(tiles.sinkId);
   }
 
@@ -491,7 +497,7 @@ export function mountCall(container, ctx) {
     if (sub) {
       for (const r of sub.pc.getReceivers()) {
         if (r.track?.kind !== "audio" || !r.getSynchronizationSources) continue;
-        const pid = conn.tracks.get(r.track.id)?.participant;
+        const pid = conn.recv.get(r.track);
         if (!pid || conn.others.get(pid)?.audio_muted) continue;
         const level = Math.max(0, ...r.getSynchronizationSources().map((s) => s.audioLevel || 0));
         if (level > SPEAKING_LEVEL) levels.set(pid, { level, at: now });

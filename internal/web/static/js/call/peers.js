@@ -41,6 +41,7 @@ export class Subscriber {
   // send: sends a signalling message; on: {track(ev), datachannel(ev), failed()}.
   constructor(config, send, on) {
     this.send = send;
+    this.msids = new Map();
     this.pc = newPeerConnection(config);
     this.trickle = new Trickle(send, "subscribe");
     this.pc.onicecandidate = (e) => this.trickle.add(e.candidate);
@@ -51,6 +52,9 @@ export class Subscriber {
 
   // offer applies the server's offer and sends the answer.
   async offer(sdp) {
+    // Track ids come from the offer's a=msid lines, by mid: a receiver that
+    // the server reuses for another track keeps its first track's id.
+    this.msids = msidByMid(sdp);
     await this.pc.setRemoteDescription({ type: "offer", sdp });
     await this.pc.setLocalDescription(await this.pc.createAnswer());
     this.send({ type: "answer", sdp: this.pc.localDescription.sdp });

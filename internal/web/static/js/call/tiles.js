@@ -8,7 +8,8 @@ export class Tiles {
   constructor() {
     this.el = h("div", { id: "tiles", "data-count": "0", role: "list", "aria-label": "Participants" });
     this.people = new Map(); // participant id → {tile, video, stream, audio, audioStream}
-    this.screens = new Map(); // participant id → {tile, video}
+    this.screens = new Map(); // participant id → {tile, video, trackIds}
+    this.received = new Map(); // server track id → MediaStreamTrack
     this.sinkId = "";
     this.speaking = null;
   }
@@ -71,8 +72,10 @@ export class Tiles {
 
   // addTrack shows a received track: camera video on the participant's tile,
   // audio in its own audio element, a screen share on its own stage tile.
-  addTrack(p, track, source) {
-    if (source === "screen" && track.kind === "video") { this.screen(p, new MediaStream([track])); return; }
+  // id is the server's track id (a reused receiver's track.id may be stale).
+  addTrack(p, track, source, id = track.id) {
+    this.received.set(id, track);
+    if (source === "screen" && track.kind === "video") { this.screen(p, new MediaStream([track]), { ids: [id] }); return; }
     const t = this.person(p);
     if (track.kind === "audio") {
       if (!t.audio) {
@@ -92,20 +95,22 @@ export class Tiles {
 
   // removeTrack takes a received track off its tile.
   removeTrack(pid, trackId, source) {
+    const track = this.received.get(trackId);
+    this.received.delete(trackId);
     if (source === "screen") {
       const s = this.screens.get(pid);
       if (s && s.trackIds.has(trackId)) this.unscreen(pid);
       return;
     }
     const t = this.people.get(pid);
-    if (!t) return;
+    if (!t || !track) return;
     for (const s of [t.stream, t.audioStream]) {
-      for (const tr of s?.getTracks() || []) if (tr.id === trackId) s.removeTrack(tr);
+      if (s?.getTracks().includes(track)) s.removeTrack(track);
     }
   }
 
   // screen shows a screen share (ours or another's) as a large stage tile.
-  screen(p, stream, { self = false } = {}) {
+  screen(p, stream, { self = false, ids } = {}) {
     this.unscreen(p.id);
     const video = h("video", { autoplay: true, playsinline: true, muted: true });
     video.muted = true;
@@ -113,7 +118,7 @@ export class Tiles {
     const label = `${p.name || p.user || "Someone"}${self ? " (you)" : ""} is sharing the screen`;
     const tile = h("div", { class: self ? "tile screen stage self" : "tile screen stage", role: "listitem", "data-participant": p.id, "data-user": userOf(p), "data-user-id": p.user, "aria-label": label },
       video, h("div", { class: "tile-label" }, h("span", { class: "tile-name" }, label)));
-    this.screens.set(p.id, { tile, video, trackIds: new Set(stream.getTracks().map((x) => x.id)) });
+    this.screens.set(p.id, { tile, video, trackIds: new Set(ids || stream.getTracks().map((x) => x.id)) });
     this.el.prepend(tile);
     this.count();
   }
@@ -165,6 +170,7 @@ export class Tiles {
     this.el.replaceChildren();
     this.people.clear();
     this.screens.clear();
+    this.received.clear();
     this.count();
   }
 }
