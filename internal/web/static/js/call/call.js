@@ -495,12 +495,24 @@ export function mountCall(container, ctx) {
     const now = Date.now();
     const sub = conn.sub;
     if (sub) {
+      // RTCRtpReceiver.getSynchronizationSources() gives audioLevel when the
+      // RTP carries the audio level header extension; else the receiver's
+      // inbound-rtp stats (the level of the decoded audio) do.
+      const noLevel = new Map(); // track id → participant id
       for (const r of sub.pc.getReceivers()) {
-        if (r.track?.kind !== "audio" || !r.getSynchronizationSources) continue;
+        if (r.track?.kind !== "audio") continue;
         const pid = conn.recv.get(r.track);
         if (!pid || conn.others.get(pid)?.audio_muted) continue;
-        const level = Math.max(0, ...r.getSynchronizationSources().map((s) => s.audioLevel || 0));
+        const sources = r.getSynchronizationSources ? r.getSynchronizationSources() : [];
+        if (!sources.some((x) => typeof x.audioLevel === "number")) { noLevel.set(r.track.id, pid); continue; }
+        const level = Math.max(0, ...sources.map((x) => x.audioLevel || 0));
         if (level > SPEAKING_LEVEL) levels.set(pid, { level, at: now });
+      }
+      if (noLevel.size > 0) {
+        (await sub.pc.getStats()).forEach((x) => {
+          const pid = x.type === "inbound-rtp" && x.kind === "audio" && noLevel.get(x.trackIdentifier);
+          if (pid && (x.audioLevel || 0) > SPEAKING_LEVEL) levels.set(pid, { level: x.audioLevel, at: now });
+        });
       }
     }
     const pc = conn.pub?.pc;
