@@ -90,84 +90,11 @@ func TestCall(t *testing.T) {
 		docsScreenshot(alice, "call")
 	})
 
-	step("chat with the sender's name", func(t *testing.T, alice, bob *tab) {
-		alice.click("#toggle-chat")
-		alice.waitFor("aside#chat")
-		alice.typeInto("#chat-input", "hello bob")
-		alice.click("#chat-send")
-		alice.waitFor("#chat-messages li.chat-message")
-		// bob's chat is closed: the unread mark counts it.
-		bob.poll("bob's unread mark", `!document.querySelector("#chat-unread").hidden && document.querySelector("#chat-unread").textContent.includes("1")`,
-			`document.querySelector("#chat-unread").outerHTML`)
-		bob.click("#toggle-chat")
-		bob.waitFor("aside#chat")
-		msg := `#chat-messages li.chat-message`
-		bob.poll("bob sees alice's message", fmt.Sprintf(`[...document.querySelectorAll(%q)].some(m => m.querySelector(".chat-text").textContent.includes("hello bob") && m.querySelector(".chat-name").textContent.includes("alice") && m.querySelector(".chat-time").textContent.trim() !== "")`, msg),
-			fmt.Sprintf(`[...document.querySelectorAll(%q)].map(m => m.textContent)`, msg))
-		bob.poll("the unread mark goes when the chat is open", `document.querySelector("#chat-unread").hidden`, "")
-		alice.click("#toggle-chat")
-		bob.click("#toggle-chat")
-	})
-
-	step("mute shows as muted to the other", func(t *testing.T, alice, bob *tab) {
-		bob.click("#toggle-mic")
-		bob.poll("bob's mic button says muted", `document.querySelector("#toggle-mic").getAttribute("aria-pressed") === "true"`, "")
-		tile := tileOf("bob")
-		alice.poll("alice sees bob muted", fmt.Sprintf(`document.querySelector(%q).dataset.audioMuted === "true" && document.querySelector(%q)?.checkVisibility()`, tile, tile+" .tile-muted"), tiles)
-		bob.click("#toggle-mic")
-		bob.poll("bob's mic button says on", `document.querySelector("#toggle-mic").getAttribute("aria-pressed") === "false"`, "")
-		alice.poll("alice sees bob unmuted", fmt.Sprintf(`document.querySelector(%q).dataset.audioMuted !== "true" && !document.querySelector(%q)?.checkVisibility()`, tile, tile+" .tile-muted"), tiles)
-	})
-
-	step("screen share seen and ended", func(t *testing.T, alice, bob *tab) {
-		alice.click("#toggle-screen")
-		alice.poll("alice's share button says sharing", `document.querySelector("#toggle-screen").getAttribute("aria-pressed") === "true"`, "")
-		share := fmt.Sprintf(`#tiles .tile.screen.stage[data-participant=%s]`, jsonString(alice.attr(".tile.self", "data-participant")))
-		bob.waitFor(share)
-		bob.seesVideo(share)
-		alice.click("#toggle-screen")
-		alice.poll("alice's share button says not sharing", `document.querySelector("#toggle-screen").getAttribute("aria-pressed") === "false"`, "")
-		bob.waitGone("#tiles .tile.screen")
-	})
-
-	step("a dropped WebSocket reconnects and media resumes", func(t *testing.T, alice, bob *tab) {
-		sockets := eval[int](bob, `window.__wss.length`)
-		eval[bool](bob, `window.__states = []; window.__wss[window.__wss.length - 1].close(); true`)
-		bob.poll("bob reconnects", `window.__states.includes("reconnecting") && window.__states.at(-1) === "connected"`,
-			`({states: window.__states, text: document.querySelector("#call-status").textContent})`)
-		if got := eval[int](bob, `window.__wss.length`); got <= sockets {
-			t.Errorf("bob has %d WebSockets after the reconnect, want a new one after %d", got, sockets)
-		}
-		bob.waitFor(tileOf("alice"))
-		bob.seesVideo(tileOf("alice"))
-		alice.waitFor(tileOf("bob"))
-		alice.seesVideo(tileOf("bob"))
-		t.Logf("bob receives %+v", bob.mediaFlows())
-		t.Logf("alice receives %+v", alice.mediaFlows())
-		bob.poll("bob keeps the chat history once", `[...document.querySelectorAll("#chat-messages li.chat-message")].filter(m => m.textContent.includes("hello bob")).length === 1`,
-			`[...document.querySelectorAll("#chat-messages li.chat-message")].map(m => m.textContent)`)
-	})
-
-	step("the host mutes bob", func(t *testing.T, alice, bob *tab) {
-		bobID := alice.attr(tileOf("bob"), "data-participant")
-		alice.click("#toggle-people")
-		alice.waitFor("aside#people")
-		row := fmt.Sprintf(`#people-list li[data-participant=%s]`, jsonString(bobID))
-		alice.click(row + " button.host-mute")
-		bob.poll("bob's mic button says muted", `document.querySelector("#toggle-mic").getAttribute("aria-pressed") === "true"`, "")
-		alice.poll("alice sees bob muted", fmt.Sprintf(`document.querySelector(%q).dataset.audioMuted === "true"`, tileOf("bob")), tiles)
-		// bob is no host: he has no host controls.
-		bob.click("#toggle-people")
-		bob.waitFor("aside#people")
-		if n := eval[int](bob, `document.querySelectorAll("#people-list button.host-mute, #people-list button.host-remove").length`); n != 0 {
-			t.Errorf("bob, not the host, has %d host buttons", n)
-		}
-		bob.click("#toggle-people")
-		alice.click("#toggle-people")
-		// bob unmutes himself.
-		bob.click("#toggle-mic")
-		alice.poll("alice sees bob unmuted", fmt.Sprintf(`document.querySelector(%q).dataset.audioMuted !== "true"`, tileOf("bob")), tiles)
-	})
+	step("chat with the sender's name", chat)
+	step("mute, camera off and a raised hand show to the other", mute)
+	step("screen share seen and ended", screenShare)
+	step("a dropped WebSocket reconnects and media resumes", reconnect)
+	step("the host mutes bob", hostMute)
 
 	step("leave removes the tile for the other", func(t *testing.T, alice, bob *tab) {
 		bob.click("#leave")
@@ -213,6 +140,114 @@ func TestCall(t *testing.T) {
 		}
 		alice.click("#leave")
 	})
+}
+
+// chat: a message alice types appears in bob's chat with her name and a
+// time, counted as unread while his chat is closed.
+func chat(t *testing.T, alice, bob *tab) {
+	alice.click("#toggle-chat")
+	alice.waitFor("aside#chat")
+	alice.typeInto("#chat-input", "hello bob")
+	alice.click("#chat-send")
+	alice.waitFor("#chat-messages li.chat-message")
+	// bob's chat is closed: the unread mark counts it.
+	bob.poll("bob's unread mark", `!document.querySelector("#chat-unread").hidden && document.querySelector("#chat-unread").textContent.includes("1")`,
+		`document.querySelector("#chat-unread").outerHTML`)
+	bob.click("#toggle-chat")
+	bob.waitFor("aside#chat")
+	msg := `#chat-messages li.chat-message`
+	bob.poll("bob sees alice's message", fmt.Sprintf(`[...document.querySelectorAll(%q)].some(m => m.querySelector(".chat-text").textContent.includes("hello bob") && m.querySelector(".chat-name").textContent.includes("alice") && m.querySelector(".chat-time").textContent.trim() !== "")`, msg),
+		fmt.Sprintf(`[...document.querySelectorAll(%q)].map(m => m.textContent)`, msg))
+	bob.poll("the unread mark goes when the chat is open", `document.querySelector("#chat-unread").hidden`, "")
+	alice.click("#toggle-chat")
+	bob.click("#toggle-chat")
+}
+
+// mute: bob's mute shows on his tile for alice, and so does his unmute;
+// likewise his camera off and his raised hand.
+func mute(t *testing.T, alice, bob *tab) {
+	tile := tileOf("bob")
+	pressed := func(button, want string) {
+		t.Helper()
+		bob.poll(fmt.Sprintf("bob's %s says aria-pressed=%s", button, want), fmt.Sprintf(`document.querySelector(%q).getAttribute("aria-pressed") === %q`, button, want), "")
+	}
+	bob.click("#toggle-mic")
+	pressed("#toggle-mic", "true")
+	alice.poll("alice sees bob muted", fmt.Sprintf(`document.querySelector(%q).dataset.audioMuted === "true" && document.querySelector(%q)?.checkVisibility()`, tile, tile+" .tile-muted"), tiles)
+	bob.click("#toggle-mic")
+	pressed("#toggle-mic", "false")
+	alice.poll("alice sees bob unmuted", fmt.Sprintf(`document.querySelector(%q).dataset.audioMuted !== "true" && !document.querySelector(%q)?.checkVisibility()`, tile, tile+" .tile-muted"), tiles)
+
+	bob.click("#toggle-cam")
+	pressed("#toggle-cam", "true")
+	alice.poll("alice sees bob's camera off", fmt.Sprintf(`document.querySelector(%q).dataset.videoMuted === "true"`, tile), tiles)
+	bob.click("#toggle-cam")
+	pressed("#toggle-cam", "false")
+	alice.poll("alice sees bob's camera on", fmt.Sprintf(`document.querySelector(%q).dataset.videoMuted !== "true"`, tile), tiles)
+	alice.seesVideo(tile)
+
+	bob.click("#raise-hand")
+	pressed("#raise-hand", "true")
+	alice.poll("alice sees bob's hand", fmt.Sprintf(`document.querySelector(%q)?.checkVisibility()`, tile+" .tile-hand"), tiles)
+	bob.click("#raise-hand")
+	pressed("#raise-hand", "false")
+	alice.poll("alice sees bob's hand down", fmt.Sprintf(`!document.querySelector(%q)?.checkVisibility()`, tile+" .tile-hand"), tiles)
+}
+
+// screenShare: alice's screen share is seen large by bob and ends for him
+// when she stops it.
+func screenShare(t *testing.T, alice, bob *tab) {
+	alice.click("#toggle-screen")
+	alice.poll("alice's share button says sharing", `document.querySelector("#toggle-screen").getAttribute("aria-pressed") === "true"`, "")
+	share := fmt.Sprintf(`#tiles .tile.screen.stage[data-participant=%s]`, jsonString(alice.attr(".tile.self", "data-participant")))
+	bob.waitFor(share)
+	bob.seesVideo(share)
+	alice.click("#toggle-screen")
+	alice.poll("alice's share button says not sharing", `document.querySelector("#toggle-screen").getAttribute("aria-pressed") === "false"`, "")
+	bob.waitGone("#tiles .tile.screen")
+}
+
+// reconnect: bob's WebSocket is closed under him; the page says it
+// reconnects, joins again, media flows both ways and the chat is kept once.
+func reconnect(t *testing.T, alice, bob *tab) {
+	sockets := eval[int](bob, `window.__wss.length`)
+	eval[bool](bob, `window.__states = []; window.__wss[window.__wss.length - 1].close(); true`)
+	bob.poll("bob reconnects", `window.__states.includes("reconnecting") && window.__states.at(-1) === "connected"`,
+		`({states: window.__states, text: document.querySelector("#call-status").textContent})`)
+	if got := eval[int](bob, `window.__wss.length`); got <= sockets {
+		t.Errorf("bob has %d WebSockets after the reconnect, want a new one after %d", got, sockets)
+	}
+	bob.waitFor(tileOf("alice"))
+	bob.seesVideo(tileOf("alice"))
+	alice.waitFor(tileOf("bob"))
+	alice.seesVideo(tileOf("bob"))
+	t.Logf("bob receives %+v", bob.mediaFlows())
+	t.Logf("alice receives %+v", alice.mediaFlows())
+	bob.poll("bob keeps the chat history once", `[...document.querySelectorAll("#chat-messages li.chat-message")].filter(m => m.textContent.includes("hello bob")).length === 1`,
+		`[...document.querySelectorAll("#chat-messages li.chat-message")].map(m => m.textContent)`)
+}
+
+// hostMute: alice, the host, mutes bob from the participant list; bob,
+// no host, has no host controls, and can unmute himself.
+func hostMute(t *testing.T, alice, bob *tab) {
+	bobID := alice.attr(tileOf("bob"), "data-participant")
+	alice.click("#toggle-people")
+	alice.waitFor("aside#people")
+	row := fmt.Sprintf(`#people-list li[data-participant=%s]`, jsonString(bobID))
+	alice.click(row + " button.host-mute")
+	bob.poll("bob's mic button says muted", `document.querySelector("#toggle-mic").getAttribute("aria-pressed") === "true"`, "")
+	alice.poll("alice sees bob muted", fmt.Sprintf(`document.querySelector(%q).dataset.audioMuted === "true"`, tileOf("bob")), tiles)
+	// bob is no host: he has no host controls.
+	bob.click("#toggle-people")
+	bob.waitFor("aside#people")
+	if n := eval[int](bob, `document.querySelectorAll("#people-list button.host-mute, #people-list button.host-remove").length`); n != 0 {
+		t.Errorf("bob, not the host, has %d host buttons", n)
+	}
+	bob.click("#toggle-people")
+	alice.click("#toggle-people")
+	// bob unmutes himself.
+	bob.click("#toggle-mic")
+	alice.poll("alice sees bob unmuted", fmt.Sprintf(`document.querySelector(%q).dataset.audioMuted !== "true"`, tileOf("bob")), tiles)
 }
 
 func copyFile(t testing.TB, from, to string) {

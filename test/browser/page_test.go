@@ -209,20 +209,19 @@ func (p *tab) waitGone(sel string) {
 	p.do("wait for "+sel+" to go", chromedp.WaitNotPresent(chromedp.CSS(sel)))
 }
 
-// click clicks the visible element matching sel with real mouse events (a
-// user activation, as getDisplayMedia needs).
+// click clicks the visible element matching sel, once it is enabled, with
+// real mouse events (a user activation, as getDisplayMedia needs).
 func (p *tab) click(sel string) {
 	p.t.Helper()
-	p.do("click "+sel, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	p.do("click "+sel, chromedp.WaitEnabled(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }
 
 // typeInto replaces the value of the input sel by typing text.
 func (p *tab) typeInto(sel, text string) {
 	p.t.Helper()
-	p.do("type into "+sel,
-		chromedp.WaitVisible(chromedp.CSS(sel)),
-		chromedp.SetValue(chromedp.CSS(sel), ""),
-		chromedp.SendKeys(chromedp.CSS(sel), text))
+	p.waitFor(sel)
+	eval[bool](p, fmt.Sprintf(`(el => { el.value = ""; return true })(document.querySelector(%q))`, sel))
+	p.do("type into "+sel, chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
 // setValue sets an input's value the way a picker does (datetime-local) and
