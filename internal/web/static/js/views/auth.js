@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import { session } from "../session.js";
 import { h, showError } from "../dom.js";
-import { flash, navigate } from "../app.js";
+import { flash, navigate, renderHeader } from "../app.js";
 import { checkLoginPassword, checkNewPassword, checkNewUsername, checkUsername, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES } from "../check.js";
 import { alert, field, note, onSubmit, refuse } from "./ui.js";
 
@@ -15,8 +15,10 @@ function safeNext() {
 }
 
 // logIn keeps the token and forgets whose the previous one was; the
-// router fetches the user on the next page.
+// router fetches the user on the next page. A session this tab still has
+// ends first: a refused login must not count as that session's 401.
 async function logIn(username, password) {
+  if (session.token) { session.drop(); renderHeader(); }
   const tok = await api.login(username, password);
   session.set(tok.token);
   session.user = null;
