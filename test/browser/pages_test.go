@@ -183,3 +183,52 @@ func TestPrejoinWithoutDevices(t *testing.T) {
 	speaker.click("#leave")
 	watcher.click("#leave")
 }
+
+// TestAccountAndMeetingPages: change the password and log in with the new
+// one; schedule a meeting with a participant, edit it, remove the
+// participant, keep it at the delete dialog's "no", delete it at "yes".
+func TestAccountAndMeetingPages(t *testing.T) {
+	t.Parallel()
+	s := shared(t)
+	guest := newTab(t, s.browser, s.base, "hal")
+	guest.register(s.base, "hal")
+	p := newTab(t, s.browser, s.base, "gil")
+	p.register(s.base, "gil")
+
+	p.click("#account-link")
+	p.waitFor("form#password-form")
+	p.typeInto("#password-old", password("gil"))
+	p.typeInto("#password-new", "gil-new-password")
+	p.click("#password-submit")
+	p.poll("#password-ok says so", `(el => el && el.checkVisibility() && el.textContent.trim() !== "")(document.querySelector("#password-ok"))`, "")
+	p.click("#logout")
+	p.waitFor("form#login-form")
+	p.typeInto("#login-username", "gil")
+	p.typeInto("#login-password", "gil-new-password")
+	p.click("#login-submit")
+	p.loggedInAs("gil")
+
+	id := p.schedule("Planning", 45, "hal")
+	p.waitFor(`li.member[data-username="hal"]`)
+	if link, here := eval[string](p, `document.querySelector("#meeting-link").value`), eval[string](p, "location.href"); link != here {
+		t.Errorf("#meeting-link is %q, want the page's URL %q", link, here)
+	}
+	p.click("#edit-meeting")
+	p.waitFor("form#meeting-form")
+	p.typeInto("#meeting-name", "Planning, moved")
+	p.click("#meeting-submit")
+	p.poll("the title shows the new name", `document.querySelector("#meeting-title").textContent.includes("Planning, moved")`, "")
+
+	p.click(`li.member[data-username="hal"] button.remove-member`)
+	p.waitGone(`li.member[data-username="hal"]`)
+
+	p.click("#delete-meeting")
+	p.poll("the dialog asks", `document.querySelector("dialog#confirm-dialog").open`, "")
+	p.click("#confirm-no")
+	p.poll("no keeps it", `!document.querySelector("dialog#confirm-dialog").open && location.pathname === "/m/" + `+jsonString(id), "")
+	p.click("#delete-meeting")
+	p.click("#confirm-yes")
+	p.poll("yes deletes it and shows the list", `location.pathname === "/"`, "")
+	p.waitFor("#meetings-empty")
+	p.waitGone(`li.meeting[data-identity=` + jsonString(id) + `]`)
+}
