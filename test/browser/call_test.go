@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // update copies the call test's screenshots of the meeting list, the
@@ -87,9 +89,14 @@ func TestCall(t *testing.T) {
 		}
 		t.Logf("alice receives %+v", alice.mediaFlows())
 		t.Logf("bob receives %+v", bob.mediaFlows())
+		// Chromium's fake microphone beeps: someone is the active speaker
+		// now and then. The countdown shows the time left.
+		alice.poll("a tile is shown speaking", `document.querySelector("#tiles .tile.speaking")`, tiles)
+		alice.poll("the countdown shows", `document.querySelector("#call-countdown").textContent.trim() !== ""`, "")
 		docsScreenshot(alice, "call")
 	})
 
+	step("usable at a phone's width", phoneWidth)
 	step("chat with the sender's name", chat)
 	step("mute, camera off and a raised hand show to the other", mute)
 	step("screen share seen and ended", screenShare)
@@ -140,6 +147,20 @@ func TestCall(t *testing.T) {
 		}
 		alice.click("#leave")
 	})
+}
+
+// phoneWidth: at a phone's width the call fits the screen (no sideways
+// scrolling) and every control is on it.
+func phoneWidth(t *testing.T, alice, bob *tab) {
+	alice.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	defer alice.do("desktop viewport", chromedp.EmulateReset())
+	alice.poll("the call fits 390 px", `document.documentElement.scrollWidth <= window.innerWidth`,
+		`({scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth})`)
+	for _, c := range []string{"#toggle-mic", "#toggle-cam", "#toggle-screen", "#raise-hand", "#toggle-chat", "#toggle-people", "#leave"} {
+		alice.poll(c+" is on the screen", fmt.Sprintf(`(r => r.width > 0 && r.left >= 0 && r.right <= window.innerWidth && r.bottom <= window.innerHeight)(document.querySelector(%q).getBoundingClientRect())`, c),
+			fmt.Sprintf(`JSON.stringify(document.querySelector(%q).getBoundingClientRect())`, c))
+	}
+	alice.screenshot("call-phone")
 }
 
 // chat: a message alice types appears in bob's chat with her name and a
