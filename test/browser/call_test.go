@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // update copies the call test's screenshots of the meeting list, the
@@ -185,7 +186,8 @@ func chat(t *testing.T, alice, bob *tab) {
 }
 
 // mute: bob's mute shows on his tile for alice, and so does his unmute;
-// likewise his camera off and his raised hand.
+// likewise his camera off and his raised hand (raised and lowered with the
+// keyboard).
 func mute(t *testing.T, alice, bob *tab) {
 	tile := tileOf("bob")
 	pressed := func(button, want string) {
@@ -207,10 +209,11 @@ func mute(t *testing.T, alice, bob *tab) {
 	alice.poll("alice sees bob's camera on", fmt.Sprintf(`document.querySelector(%q).dataset.videoMuted !== "true"`, tile), tiles)
 	alice.seesVideo(tile)
 
-	bob.click("#raise-hand")
+	// The hand by keyboard: Enter raises it, Space lowers it.
+	bob.do("Enter on #raise-hand", chromedp.Focus(chromedp.CSS("#raise-hand")), chromedp.KeyEvent(kb.Enter))
 	pressed("#raise-hand", "true")
 	alice.poll("alice sees bob's hand", fmt.Sprintf(`document.querySelector(%q)?.checkVisibility()`, tile+" .tile-hand"), tiles)
-	bob.click("#raise-hand")
+	bob.do("Space on #raise-hand", chromedp.Focus(chromedp.CSS("#raise-hand")), chromedp.KeyEvent(" "))
 	pressed("#raise-hand", "false")
 	alice.poll("alice sees bob's hand down", fmt.Sprintf(`!document.querySelector(%q)?.checkVisibility()`, tile+" .tile-hand"), tiles)
 }

@@ -6,6 +6,12 @@
 // test binary re-executes itself inside a network namespace that has only
 // loopback (unshare -n, then ip link set lo up). Where no namespace can be
 // made the tests skip, and say why.
+//
+// Debian's chromium is needed (hack/test.sh installs it); MEETING_CHROMIUM
+// names another binary, MEETING_E2E_BINARY an already built meeting.
+// Screenshots go to $MEETING_SCREENSHOTS (default: a temporary directory,
+// logged), a failed test's pages included; -update (or `make screenshots`)
+// also copies the call test's into docs/images.
 package browser
 
 import (
