@@ -44,7 +44,7 @@ MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNRelay' -be
 log "TURN under pressure: meeting turn vs coturn at 10k and 20k messages/s offered, quiet and with a busy loop pinned to each core: msg/s, loss, round trip, CPU per message"
 load_now
 MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNPressure' -benchtime 1x -timeout 30m ./test/e2e/ \
-  | grep -E '^(TURN|offered|[0-9]+ |targets|Benchmark|ok|FAIL|---)|_test.go'
+  | grep -E '^(TURN|load |~[0-9]|[0-9]+x[0-9]|targets|Benchmark|ok|FAIL|---)|_test.go'
 load_now
 rm -rf "$(dirname "$turn_bin")"
 
