@@ -140,10 +140,13 @@ func (f *flow) restart(seq uint16) {
 }
 
 // sentOne records a packet forwarded: seq the publisher's number, out the
-// subscriber's.
+// subscriber's. A late packet (the publisher's retransmission of one the
+// SFU missed) does not move the last one back.
 func (f *flow) sentOne(seq, out uint16) {
-	f.lastOut, f.sentAny = out, true
-	f.last.Store(uint32(seq))
+	if !f.sentAny || int16(out-f.lastOut) > 0 {
+		f.lastOut, f.sentAny = out, true
+		f.last.Store(uint32(seq))
+	}
 	f.sent.Add(1)
 }
 

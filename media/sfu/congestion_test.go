@@ -202,10 +202,24 @@ func TestPausedSubscriberResumesAtAKeyframe(t *testing.T) {
 	if len(slowW.pkts) != 1 || counter(m.refused[refusedRepeated]) != 1 {
 		t.Fatalf("NACKed twice: %d packets, %v refused", len(slowW.pkts), counter(m.refused[refusedRepeated]))
 	}
+	// A late packet (the publisher's retransmission of one the SFU missed)
+	// is forwarded in the same numbering and moves nothing back.
+	fastW.pkts = nil
+	tr.write(vp8Packet(seq-3, "cont"))
+	if got := seqs(slowW); len(got) != 2 || got[1] != 0 {
+		t.Fatalf("late packet to the resumed subscriber: %v, want its 0", got)
+	}
+	if len(fastW.pkts) != 1 || fastW.pkts[0].SequenceNumber != seq-3 {
+		t.Fatalf("late packet to the other: %v", seqs(fastW))
+	}
+	if last := uint16(slow.last.Load()); last != seq-1 || slow.lastOut != 2 {
+		t.Fatalf("after a late packet: last %d (want %d), lastOut %d (want 2)", last, seq-1, slow.lastOut)
+	}
 	// While paused, nothing is resent.
 	slow.pause()
+	n := len(slowW.pkts)
 	tr.retransmit(&rtcp.TransportLayerNack{MediaSSRC: 1, Nacks: rtcp.NackPairsFromSequenceNumbers([]uint16{0})}, slow, buf)
-	if len(slowW.pkts) != 1 {
+	if len(slowW.pkts) != n {
 		t.Fatal("resent to a paused subscriber")
 	}
 }
