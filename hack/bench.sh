@@ -6,17 +6,25 @@ cd "$(dirname "$0")/.."
 . hack/lib.sh
 # The same private, throwaway MariaDB as hack/test.sh (or MEETING_TEST_MYSQL_URL).
 trap cleanup_hack EXIT
+
+# load_now prints the machine's load: figures taken on a busy machine are not comparable.
+load_now() { log "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"; }
 start_test_mariadb
 
 log "REST API: GET /auth/meeting/list, 10,000 meetings on MariaDB"
 go test -run '^$' -bench 'BenchmarkList' -benchmem -benchtime 3s ./internal/server/
 
-log "SFU: CPU µs per forwarded packet (getrusage of the SFU process; load from 'meeting loadtest' in a child process), next to a plain UDP fan-out loop (the floor)"
+log "SFU: CPU µs per forwarded packet (getrusage of the SFU process; load from 'meeting loadtest' in a child process), next to a plain UDP fan-out loop (the floor);"
+log "then issue 12's loads, 10 x 10 (everyone publishes audio+video) and 2 video x 120, quiet and with a busy loop pinned to each core:"
+log "forwarded packets/s, loss, retransmissions as a share of forwarded, NACKs, latency, CPU per packet, the SFU's and the load tool's socket drops"
+log "(SFU_BENCH_PROCS=N spreads the load tool's subscribers over N processes; SFU_BENCH_WINDOW=3s for a quick check)"
+load_now
 sfu_bin=$(mktemp -d)/meeting
 go build -o "$sfu_bin" ./cmd/meeting
-MEETING_BIN="$sfu_bin" go test -run '^$' -bench 'BenchmarkForward|BenchmarkFloor' -benchtime 1x -timeout 20m ./media/sfu/ 2>/dev/null \
+MEETING_BIN="$sfu_bin" go test -run '^$' -bench 'BenchmarkForward|BenchmarkFloor|BenchmarkPressure' -benchtime 1x -timeout 30m ./media/sfu/ 2>/dev/null \
   | grep -E '^(SFU|floor|Benchmark|ok|FAIL|---)|_test.go'
 rm -rf "$(dirname "$sfu_bin")"
+load_now
 
 log "operator: 1,000 Meetings due 10 a second on envtest (the built binary as the operator, its own process); lag of the children behind beginAt - lead (p50/p99), reconciles/s, operator peak RSS"
 KUBEBUILDER_ASSETS=$(hack/install-k8s-tools.sh)
@@ -33,6 +41,11 @@ turn_bin=$(mktemp -d)/meeting
 CGO_ENABLED=0 go build -o "$turn_bin" ./cmd/meeting
 MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNRelay' -benchtime 1x -timeout 20m ./test/e2e/ \
   | grep -E '^(TURN|server|meeting turn|coturn|CPU ratio|Benchmark|ok|FAIL|---)|_test.go'
+log "TURN under pressure: meeting turn vs coturn at 10k and 20k messages/s offered, quiet and with a busy loop pinned to each core: msg/s, loss, round trip, CPU per message"
+load_now
+MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNPressure' -benchtime 1x -timeout 30m ./test/e2e/ \
+  | grep -E '^(TURN|load |~[0-9]|[0-9]+x[0-9]|targets|Benchmark|ok|FAIL|---)|_test.go'
+load_now
 rm -rf "$(dirname "$turn_bin")"
 
 log "join: REST join request → first RTP packet of the other participant, 50 joins against standalone (the built binary, its own process); p50/p95 (target p95 ≤ 300 ms)"

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -25,6 +26,14 @@ through the REST API as --user (POST /auth/meeting/join), exactly as the web
 client does: the API gives the signalling URL, the token and TURN servers.
 With --json it prints JSON lines: {"event":"window_open"},
 {"event":"window_closed"} and {"event":"result",...}.
+
+It also reports its own side, to tell its limits from the server's: the
+NACKs its receivers sent, the datagrams the kernel dropped for its own UDP
+sockets (/proc/net/udp: it fell behind, not the server), the host's UDP
+InErrors and RcvbufErrors (/proc/net/snmp, every process's) and its CPU
+time in the window. With --procs N the subscribers run in N child
+processes (this executable, re-run), publishers in this one; the windows
+are lined up and the results merged.
 `
 
 // loadtestFlags is the typed configuration of the loadtest role.
@@ -36,6 +45,8 @@ type loadtestFlags struct {
 	password string
 	meeting  string
 	json     bool
+	procs    int
+	child    bool
 	log      logFlags
 }
 
@@ -56,6 +67,10 @@ func (f *loadtestFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.cfg.JoinTimeout, "setup-timeout", 2*time.Minute, "bound on joining, publishing and first packets")
 	fs.IntVar(&f.cfg.Concurrency, "concurrency", 8, "participants joining at once")
 	fs.BoolVar(&f.json, "json", false, "print JSON lines instead of text")
+	fs.IntVar(&f.procs, "procs", 1, "processes the subscribers run in: above 1, that many child processes take equal shares and this one runs the publishers")
+	fs.BoolVar(&f.child, "child", false, "internal (--procs): run as a child; print ready and wait for a line on stdin before the window")
+	fs.IntVar(&f.cfg.ExternalPublishers, "external-publishers", 0, "internal (--procs): publishers in another process whose tracks to expect")
+	fs.IntVar(&f.cfg.SubscriberOffset, "subscriber-offset", 0, "internal (--procs): number subscribers from this offset")
 	f.log.register(fs, "text")
 }
 
@@ -89,6 +104,13 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if !cfg.Audio && !cfg.Video {
 		cfg.Video = true
 	}
+	if f.procs < 1 {
+		return fmt.Errorf("loadtest: --procs %d: at least 1", f.procs)
+	}
+	if f.password == "" {
+		f.password = os.Getenv("MEETING_PASSWORD")
+	}
+	f.cfg.Audio, f.cfg.Video = cfg.Audio, cfg.Video
 	cfg.Logger = log
 	var mu sync.Mutex
 	emit := func(v any) {
@@ -109,9 +131,38 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			log.Info("measuring", "duration", cfg.Duration.String())
 		}
 	}
+	var children []*loadChild
+	switch {
+	case f.child:
+		cfg.Histogram = true
+		cfg.BeforeWindow = waitGo(os.Stdin, emit)
+	case f.procs > 1:
+		cfg.Subscribers = 0
+		cfg.Histogram = true
+		cfg.BeforeWindow = func(ctx context.Context) error {
+			var err error
+			if children, err = f.startChildren(ctx, log, stderr); err != nil {
+				return err
+			}
+			log.Info("children started", "procs", f.procs)
+			return waitReady(ctx, children)
+		}
+	}
 	res, err := client.RunLoad(ctx, cfg)
 	if err != nil {
+		stopChildren(children)
 		return err
+	}
+	if len(children) > 0 {
+		rs, err := collect(ctx, children)
+		if err != nil {
+			stopChildren(children)
+			return fmt.Errorf("loadtest: %w", err)
+		}
+		res = client.MergeLoadResults(append([]client.LoadResult{res}, rs...)...)
+	}
+	if !f.child {
+		res.LatencyHist = nil
 	}
 	if f.json {
 		emit(struct {
@@ -125,5 +176,8 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		res.Sent, res.Received, res.ReceivedPerSec, res.Lost, 100*res.LossRatio)
 	fmt.Fprintf(stdout, "publish->receive latency p50 %s, p99 %s, max %s (%d samples)\n",
 		res.LatencyP50.Round(time.Microsecond), res.LatencyP99.Round(time.Microsecond), res.LatencyMax.Round(time.Microsecond), res.LatencySamples)
+	fmt.Fprintf(stdout, "load tool: CPU %s in the window (%.0f%% of a core, %d process(es)); NACKs sent %d (for %d packets); own sockets dropped %d datagrams; host UDP RcvbufErrors +%d, InErrors +%d\n",
+		res.CPU.Round(time.Millisecond), 100*res.CPU.Seconds()/res.Window.Seconds(), res.Procs, res.NACKsSent, res.NACKedPackets,
+		res.OwnSocketDrops, res.HostRcvbufErrors, res.HostInErrors)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"meeting.dev/meeting/internal/local"
 	"meeting.dev/meeting/internal/schedule"
+	"meeting.dev/meeting/internal/sockbuf"
 	"meeting.dev/meeting/media/sfu"
 )
 
@@ -25,6 +26,7 @@ type mediaConfig struct {
 	publicIP        string
 	allowedOrigins  sfuList
 	maxParticipants int
+	udpBuffer       int
 }
 
 func (c *mediaConfig) register(fs *flag.FlagSet) {
@@ -33,6 +35,7 @@ func (c *mediaConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.publicIP, "public-ip", "", "IPv4 address other machines reach this one by: media listens on every interface and announces it in ICE candidates and TURN URLs, and --http-addr defaults to :8080 (default: everything on loopback only)")
 	fs.Var(&c.allowedOrigins, "allowed-origins", `Origins accepted on signalling besides the API's own (repeatable or comma-separated)`)
 	fs.IntVar(&c.maxParticipants, "max-participants", sfu.DefaultMaxParticipants, "most participants in one meeting's room")
+	fs.IntVar(&c.udpBuffer, "udp-buffer", sockbuf.Default, "bytes of kernel receive and send buffer asked for the media UDP sockets (capped by net.core.rmem_max/wmem_max; logged when it is)")
 }
 
 func (c *mediaConfig) validate() error {
@@ -53,6 +56,9 @@ func (c *mediaConfig) validate() error {
 		if err != nil || !ip.Unmap().Is4() || ip.IsUnspecified() {
 			errs = append(errs, fmt.Errorf("--public-ip %q: want a specific IPv4 address", c.publicIP))
 		}
+	}
+	if c.udpBuffer < 0 {
+		errs = append(errs, fmt.Errorf("--udp-buffer %d: must not be negative", c.udpBuffer))
 	}
 	if c.maxParticipants <= 0 {
 		errs = append(errs, fmt.Errorf("--max-participants %d: must be positive", c.maxParticipants))
@@ -80,6 +86,8 @@ func openMedia(c mediaConfig, policy schedule.Policy, drain time.Duration, reg p
 		_ = ice.Close()
 		return nil, err
 	}
+	sockbuf.SetAndLog(log, "sfu ice", c.udpBuffer, ice)
+	sockbuf.SetAndLog(log, "turn", c.udpBuffer, turnUDP)
 	rooms, err := local.New(local.Config{
 		ICEConn:         ice,
 		TURNConns:       []net.PacketConn{turnUDP},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"meeting.dev/meeting/internal/sockbuf"
 	"meeting.dev/meeting/media/sfu"
 	"meeting.dev/meeting/media/token"
 )
@@ -39,6 +40,7 @@ type sfuFlags struct {
 	drain          time.Duration
 	allowedOrigins sfuList
 	allowNoOrigin  bool
+	udpBuffer      int
 	log            logFlags
 }
 
@@ -52,6 +54,7 @@ func (f *sfuFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxPart, "max-participants", sfu.DefaultMaxParticipants, "most participants per room")
 	fs.DurationVar(&f.drain, "drain-timeout", sfu.DefaultDrainTimeout, "how long shutdown waits for participants to leave")
 	fs.Var(&f.allowedOrigins, "allowed-origins", `Origin values accepted on /ws besides the same origin, "*" for any (repeatable or comma-separated)`)
+	fs.IntVar(&f.udpBuffer, "udp-buffer", sockbuf.Default, "bytes of kernel receive and send buffer asked for the UDP port (capped by net.core.rmem_max/wmem_max; logged when it is)")
 	fs.BoolVar(&f.allowNoOrigin, "allow-no-origin", false, "accept /ws requests without an Origin header (clients other than browsers that send none; meeting's own clients send one)")
 	f.log.register(fs, "json")
 }
@@ -81,6 +84,9 @@ func (f *sfuFlags) config() (sfu.Config, error) {
 	}
 	if f.udpPort < 0 || f.udpPort > 65535 {
 		errs = append(errs, fmt.Errorf("--udp-port %d: not a port", f.udpPort))
+	}
+	if f.udpBuffer < 0 {
+		errs = append(errs, fmt.Errorf("--udp-buffer %d: must not be negative", f.udpBuffer))
 	}
 	if f.udpIP != "" && net.ParseIP(f.udpIP) == nil {
 		errs = append(errs, fmt.Errorf("--udp-ip %q: not an IP address", f.udpIP))
@@ -139,6 +145,7 @@ func runSFU(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("sfu: listen udp: %w", err)
 	}
 	defer udp.Close()
+	sockbuf.SetAndLog(log, "sfu ice", f.udpBuffer, udp)
 	s, err := sfu.New(cfg, udp)
 	if err != nil {
 		return fmt.Errorf("sfu: %w", err)

@@ -90,7 +90,7 @@ func TestSFURoleServesLoadtestAndDrains(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loadtest: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"publishers 1, subscribers 2, tracks 2", "packets/s", "p50", "p99"} {
+	for _, want := range []string{"publishers 1, subscribers 2, tracks 2", "packets/s", "p50", "p99", "load tool: CPU", "NACKs sent", "own sockets dropped"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("loadtest output lacks %q:\n%s", want, out.String())
 		}

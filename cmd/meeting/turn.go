@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"meeting.dev/meeting/internal/sockbuf"
 	"meeting.dev/meeting/media/turn"
 )
 
@@ -47,6 +48,7 @@ type turnFlags struct {
 	listen     string
 	tlsListen  string
 	udpSockets int
+	udpBuffer  int
 	tls        *tls.Config // from --tls-cert and --tls-key, set by config
 	secret     string
 	relayIP    string
@@ -77,6 +79,7 @@ func (f *turnFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.cfg.TCPIdleTimeout, "tcp-idle-timeout", f.cfg.TCPIdleTimeout, "close an authenticated TCP or TLS connection silent (or not reading) this long; its allocation ends with it")
 	fs.IntVar(&f.cfg.TCPConnsPerSource, "tcp-conns-per-source", f.cfg.TCPConnsPerSource, "most TCP and TLS connections from one IP address, 0 for no limit")
 	fs.IntVar(&f.udpSockets, "udp-sockets", 0, "UDP sockets sharing the port with SO_REUSEPORT (default one per CPU)")
+	fs.IntVar(&f.udpBuffer, "udp-buffer", sockbuf.Default, "bytes of kernel receive and send buffer asked for each UDP socket (capped by net.core.rmem_max/wmem_max; logged when it is)")
 	fs.StringVar(&f.httpAddr, "http-addr", ":9641", "host:port of /healthz, /readyz and /metrics")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate for TURN over TLS (with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key for TURN over TLS")
@@ -97,6 +100,9 @@ func (f *turnFlags) config() (turn.Config, error) {
 	var errs []error
 	if _, _, err := net.SplitHostPort(f.listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: %w", f.listen, err))
+	}
+	if f.udpBuffer < 0 {
+		errs = append(errs, fmt.Errorf("--udp-buffer %d: must not be negative", f.udpBuffer))
 	}
 	if f.udpSockets < 0 {
 		errs = append(errs, fmt.Errorf("--udp-sockets %d: want 0 (one per CPU) or more", f.udpSockets))
@@ -274,6 +280,7 @@ func runTURN(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("turn: %w", err)
 	}
+	sockbuf.SetAndLog(log, "turn", f.udpBuffer, cfg.PacketConns...)
 	srv, err := turn.New(cfg)
 	if err != nil {
 		closeAll(cfg.PacketConns, cfg.Listeners)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -84,6 +85,8 @@ type Client struct {
 	ending       *signal.Ending
 	closed       bool
 	chat         *webrtc.DataChannel
+
+	nacks, nackedPackets atomic.Uint64 // sent (nackcount.go)
 }
 
 // gatherTimeout bounds ICE gathering (host and, with TURN, relay candidates).
@@ -201,6 +204,7 @@ func (c *Client) newPeerConnections() error {
 		return fmt.Errorf("client: codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
+	ir.Add(nackCounterFactory{&c.nacks, &c.nackedPackets}) // first: the NACK generator writes through it
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		return fmt.Errorf("client: interceptors: %w", err)
 	}

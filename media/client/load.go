@@ -41,6 +41,18 @@ type LoadConfig struct {
 	// OnWindow, when set, is called as the window opens and as it closes.
 	OnWindow func(open bool)
 	Logger   *slog.Logger
+
+	// Spreading a load test over processes (see MergeLoadResults):
+	// ExternalPublishers publish from another process, and this one's
+	// participants expect their tracks too; subscribers are named
+	// sub-<SubscriberOffset+i>; BeforeWindow, when set, is called once
+	// every track arrives, before the settle pause and the window, to line
+	// the processes' windows up; Histogram keeps the latencies in the
+	// result as a histogram, for merging.
+	ExternalPublishers int
+	SubscriberOffset   int
+	BeforeWindow       func(ctx context.Context) error
+	Histogram          bool
 }
 
 // LoadResult is what a load test measured in its window.
@@ -61,6 +73,24 @@ type LoadResult struct {
 	LatencyMax       time.Duration `json:"latency_max_ns"`
 	LatencySamples   int           `json:"latency_samples"`
 	ExpectedPerTrack int           `json:"receivers_per_track"`
+
+	// The load tool's own side, in the window: NACK packets its receivers
+	// sent and the packets those asked for; datagrams the kernel dropped
+	// for its own UDP sockets (full receive buffers: the tool fell behind,
+	// not the server); the host's UDP InErrors and RcvbufErrors (every
+	// process's, the server's included when it runs here); its CPU time;
+	// how many processes it ran in.
+	NACKsSent        uint64        `json:"nacks_sent"`
+	NACKedPackets    uint64        `json:"nacked_packets"`
+	OwnSocketDrops   uint64        `json:"own_socket_drops"`
+	HostInErrors     uint64        `json:"host_udp_in_errors"`
+	HostRcvbufErrors uint64        `json:"host_udp_rcvbuf_errors"`
+	CPU              time.Duration `json:"cpu_ns"`
+	CPUUser          time.Duration `json:"cpu_user_ns"`
+	Procs            int           `json:"procs"`
+	// LatencyHist counts latencies by microseconds, rounded down to two
+	// significant digits (with LoadConfig.Histogram).
+	LatencyHist map[int64]uint64 `json:"latency_hist_us,omitempty"`
 }
 
 func (c *LoadConfig) validate() error {
@@ -78,7 +108,7 @@ func (c *LoadConfig) validate() error {
 			errs = append(errs, errors.New("room is required"))
 		}
 	}
-	if c.Publishers < 1 {
+	if c.Publishers < 0 || c.ExternalPublishers < 0 || c.Publishers+c.ExternalPublishers < 1 {
 		errs = append(errs, errors.New("at least one publisher"))
 	}
 	if c.Subscribers < 0 {
@@ -158,7 +188,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			user := fmt.Sprintf("sub-%d", i)
+			user := fmt.Sprintf("sub-%d", cfg.SubscriberOffset+i)
 			publisher := i >= cfg.Subscribers
 			if publisher {
 				user = fmt.Sprintf("pub-%d", i-cfg.Subscribers)
@@ -204,7 +234,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	perPub := len(sources)
 	err := Wait(setup, func() bool {
 		for i, c := range clients {
-			want := cfg.Publishers * perPub
+			want := (cfg.Publishers + cfg.ExternalPublishers) * perPub
 			if i >= cfg.Subscribers {
 				want -= perPub
 			}
@@ -224,6 +254,11 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		return LoadResult{}, fmt.Errorf("loadtest: waiting for every track to arrive: %w", err)
 	}
 	log.Info("every track arrives")
+	if cfg.BeforeWindow != nil {
+		if err := cfg.BeforeWindow(ctx); err != nil {
+			return LoadResult{}, fmt.Errorf("loadtest: %w", err)
+		}
+	}
 	select {
 	case <-time.After(cfg.Settle):
 	case <-ctx.Done():
@@ -238,6 +273,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	for i, p := range pubs {
 		sent0[i] = p.Sent()
 	}
+	own0 := ownSnapshot(clients, log)
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(true)
 	}
@@ -248,11 +284,13 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		return LoadResult{}, ctx.Err()
 	}
 	window := time.Since(start)
+	own1 := ownSnapshot(clients, log)
 	if cfg.OnWindow != nil {
 		cfg.OnWindow(false)
 	}
 	res := LoadResult{Publishers: cfg.Publishers, Subscribers: cfg.Subscribers, Tracks: len(pubs),
-		Window: window, ExpectedPerTrack: n - 1}
+		Window: window, ExpectedPerTrack: n + cfg.ExternalPublishers - 1, Procs: 1}
+	own1.sub(own0).into(&res)
 	for i, p := range pubs {
 		res.Sent += p.Sent() - sent0[i]
 	}
@@ -271,6 +309,9 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		res.LossRatio = float64(res.Lost) / float64(total)
 	}
 	res.ReceivedPerSec = float64(res.Received) / window.Seconds()
+	if cfg.Histogram {
+		res.LatencyHist = latencyHist(lat)
+	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		res.LatencyP50 = lat[len(lat)/2]

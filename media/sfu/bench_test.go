@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"meeting.dev/meeting/media/client"
+	"meeting.dev/meeting/media/internal/udpstats"
 )
 
 // The forwarding benchmarks run the SFU in this process and the load
@@ -36,7 +39,14 @@ import (
 // UDP packet, write it to every receiver from one socket (as the SFU's one
 // ICE port does), with the loop's own thread CPU from getrusage(RUSAGE_THREAD).
 
-const benchWindow = 10 * time.Second
+// benchWindow is the measurement window: 10 s, or $SFU_BENCH_WINDOW (a
+// duration, for a quick check of the harness).
+var benchWindow = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SFU_BENCH_WINDOW")); err == nil && d > 0 {
+		return d
+	}
+	return 10 * time.Second
+}()
 
 func BenchmarkForwardVideo2x60(b *testing.B) {
 	benchForward(b, 2, 60, "--video")
@@ -44,6 +54,22 @@ func BenchmarkForwardVideo2x60(b *testing.B) {
 
 func BenchmarkForwardAudio5x50(b *testing.B) {
 	benchForward(b, 5, 50, "--audio")
+}
+
+// The loads of issue 12, quiet and with a busy loop pinned to each core
+// (a noisy neighbour): a 10-person call in which everyone publishes audio
+// and video, and 2 video publishers to 120 subscribers.
+func BenchmarkPressure10x10Quiet(b *testing.B) { benchLoad(b, call10x10(false)) }
+func BenchmarkPressure10x10Busy(b *testing.B)  { benchLoad(b, call10x10(true)) }
+func BenchmarkPressure2x120Quiet(b *testing.B) { benchLoad(b, video2x120(false)) }
+func BenchmarkPressure2x120Busy(b *testing.B)  { benchLoad(b, video2x120(true)) }
+
+func call10x10(busy bool) loadBench {
+	return loadBench{name: "10 x 10 (everyone publishes audio+video)", pubs: 10, media: []string{"--audio", "--video"}, busy: busy}
+}
+
+func video2x120(busy bool) loadBench {
+	return loadBench{name: "2 video x 120 subscribers", pubs: 2, subs: 120, media: []string{"--video"}, busy: busy}
 }
 
 // Packet streams of the client's synthetic media (see client.MediaOptions):
@@ -109,15 +135,98 @@ func counter(c prometheus.Counter) float64 {
 }
 
 func benchForward(b *testing.B, pubs, subs int, media string) {
+	benchLoad(b, loadBench{name: fmt.Sprintf("%d publishers x %d subscribers (%s)", pubs, subs, media[2:]),
+		pubs: pubs, subs: subs, media: []string{media}})
+}
+
+// loadBench is one SFU load: publishers and subscribers of meeting
+// loadtest, its media flags, the processes its subscribers run in, and
+// whether a busy loop runs pinned to each core meanwhile.
+type loadBench struct {
+	name       string
+	pubs, subs int
+	media      []string
+	procs      int
+	busy       bool
+}
+
+// sfuCounters are the SFU's counters at one moment.
+type sfuCounters struct {
+	cpu, user                 time.Duration
+	fwd, retx, nacks, refused float64
+	byReason                  [numRefusals]float64
+	paused, congestionDropped float64
+	sockDrops                 uint64
+}
+
+func (s *server) counters(b *testing.B) sfuCounters {
+	u, sys := cpuSplit(syscall.RUSAGE_SELF)
+	m := s.sfu.m
+	c := sfuCounters{cpu: u + sys, user: u, fwd: counter(m.packets), retx: counter(m.retransmits), nacks: counter(m.nacks),
+		paused: counter(m.congestion.WithLabelValues(congestionPaused)), congestionDropped: counter(m.congestionDropped)}
+	for r := refusal(1); r < numRefusals; r++ {
+		c.byReason[r] = counter(m.refused[r])
+		c.refused += c.byReason[r]
+	}
+	var err error
+	if c.sockDrops, err = udpstats.OwnDrops(); err != nil {
+		b.Logf("SFU socket drops unknown: %v", err)
+	}
+	return c
+}
+
+// busyLoops starts a busy process pinned to each core (taskset) and
+// returns the function that stops them.
+func busyLoops(b *testing.B) func() {
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		b.Fatalf("busy loops need taskset (util-linux): %v", err)
+	}
+	var cmds []*exec.Cmd
+	for cpu := range runtime.NumCPU() {
+		cmd := exec.Command(taskset, "-c", fmt.Sprint(cpu), "sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			b.Fatalf("busy loop on CPU %d: %v", cpu, err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		for _, c := range cmds {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}
+	b.Cleanup(stop)
+	return stop
+}
+
+func benchLoad(b *testing.B, lb loadBench) {
 	bin := meetingBinary(b)
-	s := startSFU(b, Config{MaxParticipants: pubs + subs, Logger: slog.New(slog.DiscardHandler)})
+	s := startSFU(b, Config{MaxParticipants: lb.pubs + lb.subs, Logger: slog.New(slog.DiscardHandler)})
+	if lb.procs == 0 {
+		lb.procs = 1
+		if p, err := strconv.Atoi(os.Getenv("SFU_BENCH_PROCS")); err == nil && p > 0 && lb.subs > 0 {
+			lb.procs = p
+		}
+	}
 	b.ResetTimer()
 	for range b.N {
-		cmd := exec.Command(bin, "loadtest", "--json", "--log-level", "warn",
+		stopBusy := func() {}
+		if lb.busy {
+			stopBusy = busyLoops(b)
+		}
+		args := []string{"loadtest", "--json", "--log-level", "warn",
 			"--url", s.url, "--token-key", string(testKey), "--room", "bench",
-			"--publishers", fmt.Sprint(pubs), "--subscribers", fmt.Sprint(subs), media,
-			"--duration", benchWindow.String(), "--settle", "2s")
+			"--publishers", fmt.Sprint(lb.pubs), "--subscribers", fmt.Sprint(lb.subs),
+			"--duration", benchWindow.String(), "--settle", "2s", "--procs", fmt.Sprint(lb.procs)}
+		cmd := exec.Command(bin, append(args, lb.media...)...)
 		cmd.Stderr = os.Stderr
+		cmd.Env = append(os.Environ(), "MEETING_LOADTEST_EXE="+bin)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			b.Fatal(err)
@@ -126,11 +235,9 @@ func benchForward(b *testing.B, pubs, subs int, media string) {
 			b.Fatal(err)
 		}
 		var (
-			cpu0, cpu1 time.Duration
-			usr0, usr1 time.Duration
-			fwd0, fwd1 float64
-			res        client.LoadResult
-			gotResult  bool
+			c0, c1    sfuCounters
+			res       client.LoadResult
+			gotResult bool
 		)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -144,30 +251,49 @@ func benchForward(b *testing.B, pubs, subs int, media string) {
 			switch ev.Event {
 			case "window_open":
 				startProfile(b)
-				usr0, _ = cpuSplit(syscall.RUSAGE_SELF)
-				cpu0, fwd0 = cpuTime(syscall.RUSAGE_SELF), counter(s.sfu.m.packets)
+				c0 = s.counters(b)
 			case "window_closed":
-				usr1, _ = cpuSplit(syscall.RUSAGE_SELF)
-				cpu1, fwd1 = cpuTime(syscall.RUSAGE_SELF), counter(s.sfu.m.packets)
+				c1 = s.counters(b)
 				pprof.StopCPUProfile()
 			case "result":
 				res, gotResult = ev.LoadResult, true
 			}
 		}
-		if err := cmd.Wait(); err != nil || !gotResult {
+		err = cmd.Wait()
+		stopBusy()
+		if err != nil || !gotResult {
 			b.Fatalf("loadtest: %v (result: %v)", err, gotResult)
 		}
-		fwd := fwd1 - fwd0
-		perPkt := float64((cpu1 - cpu0).Microseconds()) / fwd
+		win := res.Window.Seconds()
+		fwd := c1.fwd - c0.fwd
+		cpu := c1.cpu - c0.cpu
+		perPkt := float64(cpu.Microseconds()) / fwd
 		loss := 100 * res.LossRatio
+		retx := c1.retx - c0.retx
 		b.ReportMetric(perPkt, "cpu-µs/fwd-pkt")
 		b.ReportMetric(loss, "loss-%")
-		b.ReportMetric(fwd/res.Window.Seconds(), "fwd-pkts/s")
+		b.ReportMetric(fwd/win, "fwd-pkts/s")
 		b.ReportMetric(float64(res.LatencyP99.Microseconds()), "p99-µs")
-		fmt.Printf("SFU %d publishers x %d subscribers (%s): %.2f µs CPU per forwarded packet, %.0f forwarded packets/s, "+
-			"SFU CPU %.1f%% of a core (user %.0f%%), loss %.4f%% (%d of %d), latency p50 %s p99 %s\n",
-			pubs, subs, media[2:], perPkt, fwd/res.Window.Seconds(), 100*(cpu1-cpu0).Seconds()/res.Window.Seconds(),
-			100*(usr1-usr0).Seconds()/(cpu1-cpu0).Seconds(), loss, res.Lost, res.Received+res.Lost, res.LatencyP50.Round(time.Microsecond), res.LatencyP99.Round(time.Microsecond))
+		b.ReportMetric(100*retx/fwd, "retx-%")
+		var why []string
+		for r := refusal(1); r < numRefusals; r++ {
+			if n := c1.byReason[r] - c0.byReason[r]; n > 0 {
+				why = append(why, fmt.Sprintf("%s %.0f", r, n))
+			}
+		}
+		cond := "quiet"
+		if lb.busy {
+			cond = fmt.Sprintf("busy loop on each of %d cores", runtime.NumCPU())
+		}
+		fmt.Printf("SFU %s, %s: %.0f forwarded packets/s, loss %.4f%% (%d of %d), retransmitted %.2f%% of forwarded (%.0f; %.0f NACKs received, %.0f NACKed packets refused%s), "+
+			"latency p50 %s p99 %s, %.2f µs CPU per forwarded packet (SFU CPU %.1f%% of a core, user %.0f%%), "+
+			"socket drops: SFU %d, load tool %d, host RcvbufErrors +%d InErrors +%d; video pauses %.0f (%.0f packets not forwarded); "+
+			"load tool: %d process(es), CPU %.0f%% of a core, %d NACKs sent for %d packets\n",
+			lb.name, cond, fwd/win, loss, res.Lost, res.Received+res.Lost, 100*retx/fwd, retx, c1.nacks-c0.nacks, c1.refused-c0.refused, reasons(why),
+			res.LatencyP50.Round(time.Microsecond), res.LatencyP99.Round(time.Microsecond), perPkt, 100*cpu.Seconds()/win,
+			100*(c1.user-c0.user).Seconds()/cpu.Seconds(),
+			c1.sockDrops-c0.sockDrops, res.OwnSocketDrops, res.HostRcvbufErrors, res.HostInErrors, c1.paused-c0.paused, c1.congestionDropped-c0.congestionDropped,
+			res.Procs, 100*res.CPU.Seconds()/win, res.NACKsSent, res.NACKedPackets)
 	}
 }
 
@@ -303,4 +429,11 @@ func benchFloor(b *testing.B, streams, subs, rate, size int) {
 		fmt.Printf("floor: plain UDP fan-out loop, %d streams x %d packets/s of %d bytes to %d receivers: %.2f µs CPU per forwarded packet, %.0f forwarded packets/s, loss %.4f%%\n",
 			streams, rate, size, fanout, perPkt, forwarded/benchWindow.Seconds(), loss)
 	}
+}
+
+func reasons(why []string) string {
+	if len(why) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(why, ", ")
 }

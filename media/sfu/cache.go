@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"sync"
+	"time"
 
 	"github.com/pion/rtp"
 )
@@ -20,32 +21,35 @@ type packetCache struct {
 
 type cacheSlot struct {
 	ok  bool
+	at  time.Time // when the packet arrived from the publisher
 	hdr rtp.Header
 	n   int
 	buf [1500]byte
 }
 
-// put stores a packet; hdr must carry no extensions.
-func (c *packetCache) put(hdr *rtp.Header, payload []byte) {
+// put stores a packet that arrived at at; hdr must carry no extensions.
+func (c *packetCache) put(hdr *rtp.Header, payload []byte, at time.Time) {
 	if len(payload) > len(c.slots[0].buf) {
 		return
 	}
 	c.mu.Lock()
 	s := &c.slots[hdr.SequenceNumber%cacheSize]
 	s.ok = true
+	s.at = at
 	s.hdr = *hdr
 	s.n = copy(s.buf[:], payload)
 	c.mu.Unlock()
 }
 
-// get copies the packet with sequence number seq into dst, if still kept.
-func (c *packetCache) get(seq uint16, dst []byte) (rtp.Header, []byte, bool) {
+// get copies the packet with sequence number seq into dst, if still kept,
+// and says when it arrived.
+func (c *packetCache) get(seq uint16, dst []byte) (rtp.Header, []byte, time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &c.slots[seq%cacheSize]
 	if !s.ok || s.hdr.SequenceNumber != seq {
-		return rtp.Header{}, nil, false
+		return rtp.Header{}, nil, time.Time{}, false
 	}
 	n := copy(dst, s.buf[:s.n])
-	return s.hdr, dst[:n], true
+	return s.hdr, dst[:n], s.at, true
 }

@@ -36,6 +36,7 @@ type publishedTrack struct {
 	m         *metrics
 	cache     *packetCache // nil when subscribers cannot NACK (audio)
 	muted     *atomic.Bool // audio: the publisher's audio_muted, under which nothing is forwarded; nil for video
+	total     *totalBudget // the SFU's retransmission budget; nil: none
 
 	mu       sync.Mutex // guards bindings writes, lastPLI, pliTimer
 	bindings atomic.Pointer[[]*binding]
@@ -52,6 +53,7 @@ type binding struct {
 	w     webrtc.TrackLocalWriter
 	ready atomic.Bool // false until a keyframe reached this subscriber (video)
 	bound time.Time
+	flow  // sequence numbers, retransmission budget, congestion (congestion.go)
 }
 
 // keyframeWait is how long a subscriber waiting for its first keyframe makes
@@ -68,6 +70,9 @@ func newPublishedTrack(info signal.Track, remote *webrtc.TrackRemote, pub *parti
 		t.cache = &packetCache{}
 	} else {
 		t.muted = &pub.audioMuted
+	}
+	if pub != nil && pub.s != nil {
+		t.total = pub.s.retx
 	}
 	t.bindings.Store(&[]*binding{})
 	return t
@@ -144,30 +149,38 @@ func (t *publishedTrack) write(pkt *rtp.Packet) {
 	hdr.Extension = false // the publisher's extension ids mean nothing to subscribers
 	hdr.Extensions = nil
 	hdr.Padding = false // Unmarshal took the padding off the payload; padding-only probes go on empty
+	var now time.Time
 	if t.cache != nil {
-		t.cache.put(&hdr, pkt.Payload)
+		now = time.Now()
+		t.cache.put(&hdr, pkt.Payload, now)
 	}
-	var (
-		sent, waiting int
-		now           time.Time
-	)
+	var sent, waiting, paused int
 	for _, b := range bs {
-		if !b.ready.Load() && !key {
-			if now.IsZero() {
-				now = time.Now()
+		if !b.ready.Load() {
+			if b.paused.Load() {
+				paused++ // congested: nothing until it resumes, then from a keyframe
+				continue
 			}
-			if now.Sub(b.bound) < keyframeWait {
-				waiting++
+			if !key {
+				if now.IsZero() {
+					now = time.Now()
+				}
+				if now.Sub(b.waitingSince()) < keyframeWait {
+					waiting++
+				}
+				continue
 			}
-			continue
+			b.restart(hdr.SequenceNumber)
 		}
 		h := hdr
+		h.SequenceNumber -= b.off
 		h.SSRC = uint32(b.ssrc)
 		h.PayloadType = uint8(b.pt)
 		n, err := b.w.WriteRTP(&h, pkt.Payload)
 		if err != nil || n == 0 {
 			continue // not connected yet: the next keyframe is asked for above
 		}
+		b.sentOne(hdr.SequenceNumber, h.SequenceNumber)
 		if key && !b.ready.Load() {
 			b.ready.Store(true)
 		}
@@ -176,6 +189,12 @@ func (t *publishedTrack) write(pkt *rtp.Packet) {
 	if sent > 0 {
 		t.m.packets.Add(float64(sent))
 		t.m.bytes.Add(float64(sent * len(pkt.Payload)))
+		if t.total != nil {
+			t.total.forwarded.Add(uint64(sent))
+		}
+	}
+	if paused > 0 {
+		t.m.congestionDropped.Add(float64(paused))
 	}
 	if waiting > 0 {
 		t.requestKeyframe()
@@ -185,7 +204,7 @@ func (t *publishedTrack) write(pkt *rtp.Packet) {
 // requestKeyframe asks the publisher for a keyframe, at most once per
 // keyframeInterval; a request inside the interval is sent at its end.
 func (t *publishedTrack) requestKeyframe() {
-	if t.remote.Kind() != webrtc.RTPCodecTypeVideo || t.ended.Load() {
+	if t.ended.Load() || t.remote.Kind() != webrtc.RTPCodecTypeVideo {
 		return
 	}
 	t.mu.Lock()
@@ -233,8 +252,14 @@ func (t *publishedTrack) end() bool {
 }
 
 // readRTCP drains a subscriber's RTCP for this track: keyframe requests go
-// to the publisher (throttled); NACKs are answered from the track's cache.
-func (t *publishedTrack) readRTCP(s *webrtc.RTPSender) {
+// to the publisher (throttled); NACKs are answered from the track's cache
+// within the retransmission budget; receiver reports feed the congestion
+// detector of the subscriber's binding. sub is the subscriber.
+func (t *publishedTrack) readRTCP(s *webrtc.RTPSender, sub *participant) {
+	var ssrc webrtc.SSRC
+	if ps := s.GetParameters(); len(ps.Encodings) > 0 {
+		ssrc = ps.Encodings[0].SSRC
+	}
 	buf := make([]byte, 1500)
 	buf2 := make([]byte, 1500)
 	for {
@@ -250,39 +275,69 @@ func (t *publishedTrack) readRTCP(s *webrtc.RTPSender) {
 			continue
 		}
 		for _, p := range pkts {
-			switch p.(type) {
+			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				t.m.plisIn.Inc()
 				t.requestKeyframe()
 			case *rtcp.TransportLayerNack:
 				t.m.nacks.Inc()
-				t.retransmit(p.(*rtcp.TransportLayerNack), buf2)
+				t.retransmit(p, t.binding(webrtc.SSRC(p.MediaSSRC)), buf2)
+			case *rtcp.ReceiverReport:
+				for _, r := range p.Reports {
+					if webrtc.SSRC(r.SSRC) != ssrc {
+						continue
+					}
+					if b := t.binding(ssrc); b != nil {
+						t.onReport(b, r, sub, time.Now())
+					}
+				}
 			}
 		}
 	}
 }
 
-// retransmit resends the packets a subscriber reports lost, if still cached.
-func (t *publishedTrack) retransmit(n *rtcp.TransportLayerNack, buf []byte) {
-	if t.cache == nil {
-		return
-	}
-	var b *binding
-	for _, x := range *t.bindings.Load() {
-		if uint32(x.ssrc) == n.MediaSSRC {
-			b = x
-			break
+// binding returns the binding of the subscriber SSRC ssrc, or nil.
+func (t *publishedTrack) binding(ssrc webrtc.SSRC) *binding {
+	for _, b := range *t.bindings.Load() {
+		if b.ssrc == ssrc {
+			return b
 		}
 	}
-	if b == nil || !b.ready.Load() {
+	return nil
+}
+
+// retransmit resends the packets a subscriber reports lost, as far as the
+// retransmission budget allows (budget.go); every refusal is counted.
+func (t *publishedTrack) retransmit(n *rtcp.TransportLayerNack, b *binding, buf []byte) {
+	if t.cache == nil || b == nil {
 		return
 	}
+	ready := b.ready.Load()
+	var now time.Time
 	for _, pair := range n.Nacks {
-		for _, seq := range pair.PacketList() {
-			h, payload, ok := t.cache.get(seq, buf)
-			if !ok {
+		for _, out := range pair.PacketList() {
+			seq, ok := b.original(out)
+			if !ok || !ready {
+				t.m.refused[refusedNotSent].Inc()
 				continue
 			}
+			h, payload, at, ok := t.cache.get(seq, buf)
+			if !ok {
+				t.m.refused[refusedNotCached].Inc()
+				continue
+			}
+			if now.IsZero() {
+				now = time.Now()
+			}
+			if now.Sub(at) > retransmitMaxAge {
+				t.m.refused[refusedTooOld].Inc()
+				continue
+			}
+			if r := b.budget.allow(seq, b.sent.Load(), now, t.total); r != resend {
+				t.m.refused[r].Inc()
+				continue
+			}
+			h.SequenceNumber = out
 			h.SSRC = uint32(b.ssrc)
 			h.PayloadType = uint8(b.pt)
 			if n, err := b.w.WriteRTP(&h, payload); err == nil && n > 0 {

@@ -19,6 +19,12 @@ type metrics struct {
 	plisOut      prometheus.Counter
 	joins        *prometheus.CounterVec
 	chat         prometheus.Counter
+
+	// Retransmission budget and slow subscribers (budget.go, congestion.go).
+	refusedVec        *prometheus.CounterVec
+	refused           [numRefusals]prometheus.Counter
+	congestion        *prometheus.CounterVec
+	congestionDropped prometheus.Counter
 }
 
 // newMetrics registers the metrics with reg; nil registers them nowhere.
@@ -50,8 +56,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		chat: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "meeting_sfu_chat_messages_total", Help: "Chat messages relayed."}),
 	}
+	m.refusedVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meeting_sfu_retransmits_refused_total", Help: "NACKed packets not resent, by reason."}, []string{"reason"})
+	for r := refusal(1); r < numRefusals; r++ {
+		m.refused[r] = m.refusedVec.WithLabelValues(r.String())
+	}
+	m.congestion = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "meeting_sfu_congestion_events_total", Help: "Video to a subscriber paused for falling behind, or resumed."}, []string{"state"})
+	m.congestion.WithLabelValues(congestionPaused)
+	m.congestion.WithLabelValues(congestionResumed)
+	m.congestionDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "meeting_sfu_congestion_dropped_packets_total", Help: "Packets not forwarded to subscribers whose video is paused."})
 	for _, c := range []prometheus.Collector{m.rooms, m.participants, m.tracks, m.packets, m.bytes, m.nacks, m.retransmits,
-		m.plisIn, m.plisOut, m.joins, m.chat} {
+		m.plisIn, m.plisOut, m.joins, m.chat, m.refusedVec, m.congestion, m.congestionDropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register sfu metrics: %w", err)
 		}

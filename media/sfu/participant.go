@@ -494,7 +494,7 @@ func (p *participant) addSubscription(t *publishedTrack) bool {
 		return false
 	}
 	p.senders[t] = s
-	go t.readRTCP(s)
+	go t.readRTCP(s, p)
 	return true
 }
 

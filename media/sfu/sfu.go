@@ -38,6 +38,7 @@ type SFU struct {
 	pubAPI   *webrtc.API // publish peer connections: NACK generator, reports, TWCC feedback
 	subAPI   *webrtc.API // subscribe peer connections: reports; NACKs answered from the track cache
 	m        *metrics
+	retx     *totalBudget // retransmissions of every room
 	upgrader websocket.Upgrader
 	mux      ice.UDPMux
 
@@ -63,7 +64,7 @@ func New(cfg Config, iceConn net.PacketConn) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, rooms: map[string]*Room{}, warnings: map[string]time.Time{},
+	s := &SFU{cfg: cfg, log: cfg.Logger, m: m, retx: newTotalBudget(), rooms: map[string]*Room{}, warnings: map[string]time.Time{},
 		removed: map[string]map[string]bool{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 

@@ -341,6 +341,8 @@ func newMessage(t string) (Message, error) {
 		return &Closing{}, nil
 	case TypeError:
 		return &Error{}, nil
+	case TypeCongestion:
+		return &Congestion{}, nil
 	}
 	return nil, fmt.Errorf("%w %.40q", ErrUnknownType, t)
 }
@@ -412,6 +414,8 @@ func deref(p Message) Message {
 	case *Closing:
 		return *v
 	case *Error:
+		return *v
+	case *Congestion:
 		return *v
 	}
 	return p

@@ -29,7 +29,7 @@ async function call(method, path, { query, body } = {}) {
   let env = null;
   try { env = await res.json(); } catch { /* not JSON: handled below */ }
   if (res.status === 401 && session.token) {
-    onUnauthorized(env?.msg || "Your session has ended. Please log in again.");
+    onUnauthorized(env?.msg || "the server refused the token");
   }
   if (!res.ok) {
     const retry = res.headers.get("Retry-After");

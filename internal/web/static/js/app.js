@@ -57,7 +57,9 @@ export function renderHeader() {
 
 setUnauthorizedHandler((msg) => {
   session.drop();
-  navigate("/login?next=" + encodeURIComponent(location.pathname + location.search), { replace: true, message: msg });
+  // The server says why (expired, revoked by a password change…).
+  navigate("/login?next=" + encodeURIComponent(location.pathname + location.search),
+    { replace: true, message: `Your session has ended (${msg}). Please log in again.` });
 });
 
 // Same-origin links navigate inside the app.

@@ -390,12 +390,27 @@ export function mountCall(container, ctx) {
         if (m.reason === "server shutting down") { st.serverClosing = true; say("The server is restarting. Reconnecting…"); return; }
         finish("ended", "The meeting has ended");
         return;
+      case "congestion": return congestion(m.tracks || []);
       case "error": return serverError(m);
       default: return; // newer messages this client does not know
     }
   }
 
+  // The server pauses video this browser cannot keep up with, and resumes it
+  // at a keyframe; say so while any is paused.
+  const paused = new Set();
+  function congestion(list) {
+    const had = paused.size;
+    for (const t of list) {
+      if (t.state === "paused") paused.add(t.track);
+      else paused.delete(t.track);
+    }
+    if (paused.size) say(`Your connection cannot keep up: ${paused.size} video ${paused.size === 1 ? "stream is" : "streams are"} paused for now.`);
+    else if (had) say("");
+  }
+
   function joined(m, config) {
+    paused.clear();
     const oldId = selfId();
     conn.you = m.you;
     tiles.rename(oldId, m.you);
