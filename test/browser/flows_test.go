@@ -22,11 +22,17 @@ func (p *tab) login(base, user string) { p.t.Helper(); p.submitAccount(base, "lo
 // same ids but for their prefix) and waits for the list.
 func (p *tab) submitAccount(base, form, user string) {
 	p.t.Helper()
+	p.fillAccount(base, form, user, password(user))
+	p.loggedInAs(user)
+}
+
+// fillAccount opens /register or /login and submits user and pw.
+func (p *tab) fillAccount(base, form, user, pw string) {
+	p.t.Helper()
 	p.navigate(base + "/" + form)
 	p.typeInto("#"+form+"-username", user)
-	p.typeInto("#"+form+"-password", password(user))
+	p.typeInto("#"+form+"-password", pw)
 	p.click("#" + form + "-submit")
-	p.loggedInAs(user)
 }
 
 func (p *tab) loggedInAs(user string) {

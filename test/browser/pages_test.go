@@ -123,16 +123,9 @@ func TestErrorsShowInTheForm(t *testing.T) {
 	// The failed requests are the point here; the browser logs them.
 	p.allowErrors("Failed to load resource")
 
-	p.navigate(s.base + "/register")
-	p.typeInto("#register-username", "dan")
-	p.typeInto("#register-password", password("dan"))
-	p.click("#register-submit")
+	p.fillAccount(s.base, "register", "dan", password("dan"))
 	alert(p, "#register-error")
-
-	p.navigate(s.base + "/login")
-	p.typeInto("#login-username", "dan")
-	p.typeInto("#login-password", "wrong-password")
-	p.click("#login-submit")
+	p.fillAccount(s.base, "login", "dan", "wrong-password")
 	alert(p, "#login-error")
 
 	p.login(s.base, "dan")
@@ -203,9 +196,7 @@ func TestAccountAndMeetingPages(t *testing.T) {
 	p.poll("#password-ok says so", `(el => el && el.checkVisibility() && el.textContent.trim() !== "")(document.querySelector("#password-ok"))`, "")
 	p.click("#logout")
 	p.waitFor("form#login-form")
-	p.typeInto("#login-username", "gil")
-	p.typeInto("#login-password", "gil-new-password")
-	p.click("#login-submit")
+	p.fillAccount(s.base, "login", "gil", "gil-new-password")
 	p.loggedInAs("gil")
 
 	id := p.schedule("Planning", 45, "hal")
