@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"meeting.dev/meeting/media/sfu"
+
+	"meeting.dev/meeting/test/testbin"
 )
 
 // TestMain lets the test binary stand in for the meeting binary: with
@@ -47,7 +49,7 @@ func TestLoadtestSpreadsSubscribersOverProcesses(t *testing.T) {
 	t.Setenv("MEETING_TOKEN_KEY", key)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var out syncBuffer
+	var out testbin.Buffer
 	err = runLoadtest(ctx, []string{"--url", "ws" + strings.TrimPrefix(srv.URL, "http"), "--room", "procs",
 		"--publishers", "1", "--subscribers", "3", "--audio", "--duration", "1s", "--settle", "100ms",
 		"--procs", "2", "--log-level", "warn"}, &out, &out)

@@ -8,12 +8,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"meeting.dev/meeting/media/client"
 	"meeting.dev/meeting/media/token"
+	"meeting.dev/meeting/test/testbin"
 )
 
 // freePorts returns a free loopback TCP port and a free UDP port.
@@ -34,31 +34,13 @@ func freePorts(t *testing.T) (tcp, udp int) {
 	return tcp, udp
 }
 
-// syncBuffer is a bytes.Buffer safe for the role's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestSFURoleServesLoadtestAndDrains(t *testing.T) {
 	httpPort, udpPort := freePorts(t)
 	const key = "0123456789abcdef0123456789abcdef"
 	t.Setenv("MEETING_TOKEN_KEY", key)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var logs syncBuffer
+	var logs testbin.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runSFU(ctx, []string{
@@ -84,7 +66,7 @@ func TestSFURoleServesLoadtestAndDrains(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	var out syncBuffer
+	var out testbin.Buffer
 	err := runLoadtest(context.Background(), []string{"--url", wsURL, "--token-key", key, "--room", "r1",
 		"--publishers", "1", "--subscribers", "2", "--audio", "--video", "--duration", "1s", "--settle", "100ms"}, &out, &out)
 	if err != nil {

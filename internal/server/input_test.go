@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"meeting.dev/meeting/internal/store/storetest"
+	"meeting.dev/meeting/test/testbin"
 )
 
 // Names and usernames are refused, with the field named, when they hold
@@ -109,7 +109,7 @@ func TestLargeHeadersAnswerInTheEnvelope(t *testing.T) {
 
 // One access log line per request, without tokens, passwords or bodies.
 func TestAccessLog(t *testing.T) {
-	var logs syncBuffer
+	var logs testbin.Buffer
 	h := newHarnessWith(t, storetest.Open(t, "sqlite"), harnessOptions{log: &logs})
 	tok := h.user("alice")
 	h.expect(h.do("PUT", "/auth/user/password", tok, passwordChange{"password-alice", "n3w-password"}), 200, "")
@@ -135,22 +135,4 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("the log holds %q:\n%s", secret, out)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
