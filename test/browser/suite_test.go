@@ -84,6 +84,7 @@ func startSuite(bin string) (*suite, error) {
 	atExit(func() { _ = os.RemoveAll(dir) })
 	srv, err := startProcess(bin, []string{
 		"MEETING_HTTP_ADDR=127.0.0.1:0", "MEETING_UDP_PORT=0", "MEETING_TURN_PORT=0",
+		"MEETING_END_GRACE=8s", // TestMeetingEnds waits for a room to close
 		"MEETING_DATA_DIR=" + filepath.Join(dir, "data"), "MEETING_LOG_FORMAT=json",
 		"MEETING_ADMIN_PASSWORD=browser-admin-pw", "HOME=" + dir,
 	})
