@@ -144,7 +144,14 @@ func collect(ctx context.Context, cs []*loadChild) ([]client.LoadResult, error) 
 		case r := <-c.result:
 			rs = append(rs, r)
 		case <-c.done:
-			errs = append(errs, fmt.Errorf("child %d gave no result", i))
+			// read sends the result before done: when both are there,
+			// select may pick either.
+			select {
+			case r := <-c.result:
+				rs = append(rs, r)
+			default:
+				errs = append(errs, fmt.Errorf("child %d gave no result", i))
+			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
