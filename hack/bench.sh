@@ -21,7 +21,7 @@ log "(SFU_BENCH_PROCS=N spreads the load tool's subscribers over N processes; SF
 load_now
 sfu_bin=$(mktemp -d)/meeting
 go build -o "$sfu_bin" ./cmd/meeting
-MEETING_BIN="$sfu_bin" go test -run '^$' -bench 'BenchmarkForward|BenchmarkFloor|BenchmarkPressure' -benchtime 1x -timeout 30m ./media/sfu/ 2>/dev/null \
+MEETING_E2E_BINARY="$sfu_bin" go test -run '^$' -bench 'BenchmarkForward|BenchmarkFloor|BenchmarkPressure' -benchtime 1x -timeout 30m ./media/sfu/ 2>/dev/null \
   | grep -E '^(SFU|floor|Benchmark|ok|FAIL|---)|_test.go'
 rm -rf "$(dirname "$sfu_bin")"
 load_now

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -27,6 +26,8 @@ import (
 
 	"meeting.dev/meeting/media/client"
 	"meeting.dev/meeting/media/internal/udpstats"
+
+	"meeting.dev/meeting/test/testbin"
 )
 
 // The forwarding benchmarks run the SFU in this process and the load
@@ -80,20 +81,6 @@ func BenchmarkFloorUDPFanoutVideo2x60(b *testing.B) {
 
 func BenchmarkFloorUDPFanoutAudio5x50(b *testing.B) {
 	benchFloor(b, 5, 50, 50, 80)
-}
-
-// meetingBinary returns $MEETING_BIN or builds cmd/meeting.
-func meetingBinary(b *testing.B) string {
-	if p := os.Getenv("MEETING_BIN"); p != "" {
-		return p
-	}
-	out := filepath.Join(b.TempDir(), "meeting")
-	cmd := exec.Command("go", "build", "-o", out, "meeting.dev/meeting/cmd/meeting")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		b.Fatalf("build meeting: %v", err)
-	}
-	return out
 }
 
 func cpuTime(who int) time.Duration {
@@ -175,38 +162,8 @@ func (s *server) counters(b *testing.B) sfuCounters {
 	return c
 }
 
-// busyLoops starts a busy process pinned to each core (taskset) and
-// returns the function that stops them.
-func busyLoops(b *testing.B) func() {
-	taskset, err := exec.LookPath("taskset")
-	if err != nil {
-		b.Fatalf("busy loops need taskset (util-linux): %v", err)
-	}
-	var cmds []*exec.Cmd
-	for cpu := range runtime.NumCPU() {
-		cmd := exec.Command(taskset, "-c", fmt.Sprint(cpu), "sh", "-c", "while :; do :; done")
-		if err := cmd.Start(); err != nil {
-			b.Fatalf("busy loop on CPU %d: %v", cpu, err)
-		}
-		cmds = append(cmds, cmd)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		for _, c := range cmds {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-		}
-	}
-	b.Cleanup(stop)
-	return stop
-}
-
 func benchLoad(b *testing.B, lb loadBench) {
-	bin := meetingBinary(b)
+	bin := testbin.Meeting(b)
 	s := startSFU(b, Config{MaxParticipants: lb.pubs + lb.subs, Logger: slog.New(slog.DiscardHandler)})
 	if lb.procs == 0 {
 		lb.procs = 1
@@ -218,7 +175,7 @@ func benchLoad(b *testing.B, lb loadBench) {
 	for range b.N {
 		stopBusy := func() {}
 		if lb.busy {
-			stopBusy = busyLoops(b)
+			stopBusy = testbin.BusyLoops(b)
 		}
 		args := []string{"loadtest", "--json", "--log-level", "warn",
 			"--url", s.url, "--token-key", string(testKey), "--room", "bench",

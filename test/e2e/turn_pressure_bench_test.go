@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meeting.dev/meeting/test/testbin"
 )
 
 // turnLoad is one uclient load: clients relaying to each other in pairs,
@@ -113,7 +114,7 @@ var uclientRTT = regexp.MustCompile(`Average round trip delay ([0-9.]+) ms`)
 func measureWith(b *testing.B, pid int, secret, port string, args []string, busy bool) (turnFigures, float64) {
 	time.Sleep(500 * time.Millisecond) // let the server settle after start-up
 	if busy {
-		stop := busyLoops(b)
+		stop := testbin.BusyLoops(b)
 		defer stop()
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -147,34 +148,4 @@ func benchCoturnWith(b *testing.B, turnserver, secret string, args []string, bus
 	defer func() { _ = d.cmd.Process.Kill() }()
 	waitUDPServer(b, port)
 	return measureWith(b, d.cmd.Process.Pid, secret, port, args, busy)
-}
-
-// busyLoops starts a busy process pinned to each core and returns the
-// function that stops them (also run at the end of the benchmark).
-func busyLoops(b *testing.B) func() {
-	taskset, err := exec.LookPath("taskset")
-	if err != nil {
-		b.Fatalf("busy loops need taskset (util-linux): %v", err)
-	}
-	var cmds []*exec.Cmd
-	for cpu := range runtime.NumCPU() {
-		cmd := exec.Command(taskset, "-c", strconv.Itoa(cpu), "sh", "-c", "while :; do :; done")
-		if err := cmd.Start(); err != nil {
-			b.Fatalf("busy loop on CPU %d: %v", cpu, err)
-		}
-		cmds = append(cmds, cmd)
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		for _, c := range cmds {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-		}
-	}
-	b.Cleanup(stop)
-	return stop
 }
