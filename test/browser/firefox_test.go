@@ -29,8 +29,9 @@ func firefoxPath() string {
 }
 
 // firefoxPrefs is the profile's user.js: fake camera and microphone without
-// a permission prompt, WebRTC on loopback with host candidates as IP
-// addresses (no mDNS), media that plays without a gesture (as Chromium's
+// a permission prompt, host candidates as IP addresses (no mDNS; the
+// loopback pref does not make ESR 153 gather on loopback: main_test.go's
+// secondIface is what it uses), media that plays without a gesture (as Chromium's
 // autoplay-policy flag), and none of Firefox's own network traffic (the
 // namespace has only loopback anyway).
 var firefoxPrefs = [][2]string{
