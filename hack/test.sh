@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, for a fresh Debian machine with Go. It installs what the
-# tests need when it is missing (coturn's test client, Chromium for the browser
-# tests, the Kubernetes test binaries), starts a private, throwaway MariaDB and
+# tests need when it is missing (coturn's test client, Chromium and Firefox for the
+# browser tests, the Kubernetes test binaries), starts a private, throwaway MariaDB and
 # stops it on exit, checks formatting and generated files, then runs every Go
 # test under the race detector. Safe to run again: installs are skipped and heavy builds are cached
 # under ~/.cache/meeting. It changes no system service.
@@ -29,6 +29,8 @@ fi
 
 log "chromium for the browser tests (test/browser drives /usr/lib/chromium/chromium)"
 apt_install chromium
+log "firefox-esr for the browser tests (test/browser drives /usr/bin/firefox-esr over WebDriver BiDi)"
+apt_install firefox-esr
 
 log "checks: gofmt, go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))

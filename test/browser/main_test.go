@@ -9,6 +9,9 @@
 //
 // Debian's chromium is needed (hack/test.sh installs it); MEETING_CHROMIUM
 // names another binary, MEETING_E2E_BINARY an already built meeting.
+// TestFirefoxCall also drives Debian's firefox-esr (hack/test.sh installs
+// it too; MEETING_FIREFOX names another) over WebDriver BiDi (bidi_test.go)
+// in a call with Chromium; it skips, saying so, where Firefox is missing.
 // Screenshots go to $MEETING_SCREENSHOTS (default: a temporary directory,
 // logged), a failed test's pages included; -update (or `make screenshots`)
 // also copies the call test's into docs/images.
@@ -50,8 +53,17 @@ func unshareArgs(script string, args ...string) []string {
 	if os.Getuid() != 0 {
 		a = []string{"-r", "-n"}
 	}
-	return append(append(a, "--", "sh", "-c", "ip link set lo up && "+script), args...)
+	return append(append(a, "--", "sh", "-c", "ip link set lo up && "+secondIface+script), args...)
 }
+
+// secondIface gives the namespace a second interface, a veth pair that
+// reaches nothing, with 10.255.0.1 and the default route: Firefox gathers
+// no ICE candidate at all without a default route, and none on loopback
+// whatever media.peerconnection.ice.loopback says (Firefox ESR 153). Its
+// host candidate 10.255.0.1 reaches the server on 127.0.0.1 through the
+// kernel's local routing. Where the pair cannot be made the tests run
+// without it (Firefox's call then fails, saying ICE failed).
+const secondIface = "{ ip link add meet0 type veth peer name meet1 && ip addr add 10.255.0.1/24 dev meet0 && ip link set meet1 up && ip link set meet0 up && ip route add default dev meet0 || true; } && "
 
 // runInNamespace runs this test binary again, with the same arguments,
 // inside a loopback-only network namespace and returns its exit code. It
