@@ -338,22 +338,19 @@ func (f *firefox) waitFor(sel string) {
 	f.poll("wait for "+sel, visible(sel), "")
 }
 
-// click clicks the visible element matching sel, once it is enabled, with
-// a real mouse click at its centre (input.performActions: a user
-// activation, as media playback and getDisplayMedia want).
+// click clicks the visible element matching sel, once it is enabled, by
+// script with a user activation (as media playback wants).
 func (f *firefox) click(sel string) {
 	f.t.Helper()
 	f.poll("wait for "+sel+" to be enabled", visible(sel)+fmt.Sprintf(` && !document.querySelector(%s).disabled`, jsonString(sel)), "")
-	at := ffEval[struct{ X, Y int }](f, fmt.Sprintf(`(el => { el.scrollIntoView({block: "center", inline: "center"});
-	  const r = el.getBoundingClientRect(); return {X: Math.round(r.left + r.width / 2), Y: Math.round(r.top + r.height / 2)}; })(document.querySelector(%s))`, jsonString(sel)))
-	f.do("click "+sel, "input.performActions", map[string]any{"context": f.context, "actions": []any{map[string]any{
-		"type": "pointer", "id": "mouse", "parameters": map[string]string{"pointerType": "mouse"},
-		"actions": []any{
-			map[string]any{"type": "pointerMove", "x": at.X, "y": at.Y},
-			map[string]any{"type": "pointerDown", "button": 0},
-			map[string]any{"type": "pointerUp", "button": 0},
-		},
-	}}}, nil)
+	// A click by script with user activation, not at coordinates: the
+	// page may move between measuring and clicking (a list that loads).
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var ignored any
+	if err := f.bidi.evaluate(ctx, f.context, fmt.Sprintf(`document.querySelector(%s).click()`, jsonString(sel)), true, &ignored); err != nil {
+		f.t.Fatalf("firefox: click %s: %v", sel, err)
+	}
 }
 
 // typeInto replaces the value of the input sel by typing text, key by key.

@@ -29,6 +29,15 @@ func chromiumPath() string {
 
 // suite is what the tests of one run share: one meeting server, one
 // Chromium with fake devices. Each test opens its own browser contexts.
+// The server admits 10 registrations from one address, then one a minute,
+// and every tab comes from 127.0.0.1: the suite registers at most 10 users
+// (alice, bob, carol, dan, erin, fay, fox, gil, hal and dan's refused
+// second try). A new test logs in as one of them or as root.
+
+// adminPassword is the password of the administrator "root" that
+// standalone makes at its first start.
+const adminPassword = "browser-admin-pw"
+
 type suite struct {
 	base    string // http://127.0.0.1:port of the meeting server
 	server  *process
@@ -86,7 +95,7 @@ func startSuite(bin string) (*suite, error) {
 		"MEETING_HTTP_ADDR=127.0.0.1:0", "MEETING_UDP_PORT=0", "MEETING_TURN_PORT=0",
 		"MEETING_END_GRACE=8s", // TestMeetingEnds waits for a room to close
 		"MEETING_DATA_DIR=" + filepath.Join(dir, "data"), "MEETING_LOG_FORMAT=json",
-		"MEETING_ADMIN_PASSWORD=browser-admin-pw", "HOME=" + dir,
+		"MEETING_ADMIN_PASSWORD=" + adminPassword, "HOME=" + dir,
 	})
 	if err != nil {
 		return nil, err
