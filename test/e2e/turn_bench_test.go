@@ -89,14 +89,23 @@ func benchMeeting(b *testing.B, secret string) turnFigures {
 }
 
 func benchCoturn(b *testing.B, turnserver, secret string) turnFigures {
-	port := turnFreeUDPPort(b)
+	pid, port, stop := startCoturn(b, turnserver, secret)
+	defer stop()
+	return turnMeasure(b, pid, secret, port)
+}
+
+// startCoturn starts coturn's turnserver on a free loopback port with the
+// shared secret, as the benchmarks compare it; stop kills it (call it
+// before measuring anything else).
+func startCoturn(b *testing.B, turnserver, secret string) (pid int, port string, stop func()) {
+	port = turnFreeUDPPort(b)
 	d := startCmd(b, nil, turnserver,
 		"-n", // no configuration file
 		"--use-auth-secret", "--static-auth-secret="+secret, "--realm=meeting",
 		"--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port="+port,
 		"--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls",
 		"--log-file="+filepath.Join(b.TempDir(), "turnserver.log"), "--no-stdout-log")
-	defer func() { _ = d.cmd.Process.Kill() }()
+	stop = func() { _ = d.cmd.Process.Kill() }
 	waitUDPServer(b, port)
-	return turnMeasure(b, d.cmd.Process.Pid, secret, port)
+	return d.cmd.Process.Pid, port, stop
 }

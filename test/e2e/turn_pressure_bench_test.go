@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -138,14 +137,7 @@ func benchMeetingWith(b *testing.B, secret string, args []string, busy bool) (tu
 }
 
 func benchCoturnWith(b *testing.B, turnserver, secret string, args []string, busy bool) (turnFigures, float64) {
-	port := turnFreeUDPPort(b)
-	d := startCmd(b, nil, turnserver,
-		"-n", // no configuration file
-		"--use-auth-secret", "--static-auth-secret="+secret, "--realm=meeting",
-		"--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port="+port,
-		"--allow-loopback-peers", "--no-cli", "--no-tls", "--no-dtls",
-		"--log-file="+filepath.Join(b.TempDir(), "turnserver.log"), "--no-stdout-log")
-	defer func() { _ = d.cmd.Process.Kill() }()
-	waitUDPServer(b, port)
-	return measureWith(b, d.cmd.Process.Pid, secret, port, args, busy)
+	pid, port, stop := startCoturn(b, turnserver, secret)
+	defer stop()
+	return measureWith(b, pid, secret, port, args, busy)
 }
