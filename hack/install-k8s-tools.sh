@@ -16,6 +16,8 @@ set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 STAGING_VERSION=${STAGING_VERSION:-v0.37.2}
+# The binaries built from k8s.io/kubernetes, in one module so that they share compiled packages.
+K8S_BINARIES="kube-apiserver kubectl kube-controller-manager kube-scheduler"
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 CONTROLLER_GEN_VERSION=${CONTROLLER_GEN_VERSION:-v0.23.0}
@@ -23,7 +25,8 @@ CONTROLLER_GEN_VERSION=${CONTROLLER_GEN_VERSION:-v0.23.0}
 log() { printf '==> %s\n' "$*" >&2; }
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/meeting/k8s-tools
-root=$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-cg-$CONTROLLER_GEN_VERSION
+# r2: kube-apiserver reports its minor version (r1 builds said major "1.37.2", no minor).
+root=$cache/r2-k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-cg-$CONTROLLER_GEN_VERSION
 bin=$root/bin
 src=$root/src
 mkdir -p "$bin" "$src"
@@ -40,11 +43,15 @@ install_to() { # install_to NAME BUILT_FILE
 
 build_kubernetes() {
   local want=()
-  for b in kube-apiserver kubectl; do [ -x "$bin/$b" ] || want+=("$b"); done
+  for b in "$@"; do [ -x "$bin/$b" ] || want+=("$b"); done
   [ ${#want[@]} -eq 0 ] && return 0
   local dir=$src/kubernetes
   mkdir -p "$dir"
-  log "building ${want[*]} from k8s.io/kubernetes $K8S_VERSION (cold: about 6 minutes)"
+  # /version reports major and minor apart: v1.37.2 is major 1, minor 37.
+  local major minor
+  major=${K8S_VERSION#v}; major=${major%%.*}
+  minor=${K8S_VERSION#v*.}; minor=${minor%%.*}
+  log "building ${want[*]} from k8s.io/kubernetes $K8S_VERSION (cold: about 6 minutes for kube-apiserver)"
   (
     cd "$dir"
     # .ready marks a module set up completely; anything less starts over.
@@ -62,13 +69,16 @@ build_kubernetes() {
       [ -n "$mods" ] || { log "found no staging replacements in $gomod"; exit 1; }
       for m in $mods; do go mod edit -replace "$m=$m@$STAGING_VERSION"; done
       go mod edit -require "k8s.io/kubernetes@$K8S_VERSION"
-      go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" >&2
+      local b pkgs=()
+      for b in $K8S_BINARIES; do pkgs+=("k8s.io/kubernetes/cmd/$b@$K8S_VERSION"); done
+      go get "${pkgs[@]}" >&2
       touch .ready
     fi
     for b in "${want[@]}"; do
       go build -trimpath -ldflags "-s -w \
         -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
-        -X k8s.io/component-base/version.gitMajor=${K8S_VERSION#v} \
+        -X k8s.io/component-base/version.gitMajor=$major \
+        -X k8s.io/component-base/version.gitMinor=$minor \
         -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
         -o "$bin/.$b.tmp" "k8s.io/kubernetes/cmd/$b" >&2
       install_to "$b" "$bin/.$b.tmp"
@@ -144,14 +154,17 @@ build_controller_gen() {
 
 # Arguments choose tools (controller-gen, etcd, helm, kube-apiserver, kubectl);
 # none builds them all. Small tools first, so a caller is not held up for long.
-if [ $# -eq 0 ]; then set -- controller-gen etcd helm kube-apiserver kubectl; fi
+if [ $# -eq 0 ]; then set -- controller-gen etcd helm $K8S_BINARIES; fi
+# One run at a time: builds share the source directories above (go.mod is rewritten there).
+exec 9>"$root/.lock"
+flock 9
 for tool in "$@"; do
   case $tool in
     controller-gen) build_controller_gen ;;
     etcd) build_etcd ;;
     helm) build_helm ;;
-    kube-apiserver|kubectl) build_kubernetes ;;
-    *) log "unknown tool $tool (want controller-gen, etcd, helm, kube-apiserver or kubectl)"; exit 2 ;;
+    kube-apiserver|kubectl|kube-controller-manager|kube-scheduler) build_kubernetes "$tool" ;;
+    *) log "unknown tool $tool (want controller-gen, etcd, helm, $K8S_BINARIES)"; exit 2 ;;
   esac
 done
 

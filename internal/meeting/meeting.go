@@ -45,6 +45,9 @@ const (
 	Running   Phase = "Running"
 	Ending    Phase = Phase(schedule.Ending)
 	Ended     Phase = Phase(schedule.Ended)
+	// Failed: the cluster's operator cannot run the media (only reported
+	// by a cluster's Rooms).
+	Failed Phase = "Failed"
 )
 
 // User is an account as the service sees it.
@@ -180,6 +183,10 @@ type RoomStatus struct {
 	Ready bool
 	// Online is the number of participants connected now.
 	Online int
+	// Phase, when not empty, is the phase the media's own scheduler reports
+	// (a Meeting's status.phase in a cluster); the API shows it in place of
+	// the phase it computes. In-process rooms leave it empty.
+	Phase Phase
 }
 
 // Rooms is where meetings' media runs: in-process (standalone, package

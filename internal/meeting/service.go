@@ -485,13 +485,15 @@ func (s *Service) view(ctx context.Context, m Meeting, now time.Time) View {
 		return v
 	}
 	v.Phase = Phase(plan.Phase)
-	switch v.Phase {
-	case Starting:
-		if st := s.rooms.Status(ctx, m.Identity); st.Ready {
-			v.Phase, v.ParticipantsOnline = Running, st.Online
-		}
-	case Ending:
-		v.ParticipantsOnline = s.rooms.Status(ctx, m.Identity).Online
+	st := s.rooms.Status(ctx, m.Identity)
+	switch {
+	case st.Phase != "":
+		v.Phase = st.Phase // where media runs in a cluster, its phase is the cluster's
+	case v.Phase == Starting && st.Ready:
+		v.Phase = Running
+	}
+	if v.Phase == Running || v.Phase == Ending {
+		v.ParticipantsOnline = st.Online
 	}
 	return v
 }
