@@ -22,6 +22,7 @@ import (
 type Store struct {
 	db      *gorm.DB
 	dialect string
+	outbox  outbox
 }
 
 // Dialect is "mysql" or "sqlite".
@@ -98,7 +99,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // migrate creates or upgrades the tables. It is idempotent and keeps the
 // rows of a database created with the seed's DDL.
 func (s *Store) migrate(ctx context.Context) error {
-	if err := s.db.WithContext(ctx).AutoMigrate(&User{}, &Meeting{}, &Member{}); err != nil {
+	if err := s.db.WithContext(ctx).AutoMigrate(&User{}, &Meeting{}, &Member{}, &OutboxEntry{}, &ClusterRow{}); err != nil {
 		return fmt.Errorf("migrate database: %w", err)
 	}
 	return nil

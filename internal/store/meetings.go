@@ -23,12 +23,15 @@ var _ meeting.Store = (*Store)(nil)
 func (s *Store) CreateMeeting(ctx context.Context, m *meeting.Meeting, participantIDs []uint64) error {
 	m.Identity = strings.ToLower(m.Identity)
 	row := meetingRow(*m)
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.writeTx(ctx, func(tx *gorm.DB) error {
 		if err := tx.Create(&row).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return fmt.Errorf("meeting %s: %w", m.Identity, ErrConflict)
 			}
 			return fmt.Errorf("create meeting: %w", err)
+		}
+		if err := s.enqueue(tx, row.Identity, OpApply); err != nil {
+			return err
 		}
 		return addMembers(tx, row.ID, row.CreatorID, participantIDs)
 	})
@@ -138,7 +141,7 @@ func escapeLike(s string) string {
 // write, so concurrent updates apply one after another and none is lost.
 func (s *Store) UpdateMeeting(ctx context.Context, identity string, change func(*meeting.Meeting) error) (meeting.Meeting, error) {
 	var saved meeting.Meeting
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.writeTx(ctx, func(tx *gorm.DB) error {
 		row, err := meetingByIdentity(s.forUpdate(tx), identity)
 		if err != nil {
 			return err
@@ -151,6 +154,9 @@ func (s *Store) UpdateMeeting(ctx context.Context, identity string, change func(
 		err = tx.Model(&row).Select("name", "begin_at", "end_at", "updated_at").Updates(&row).Error
 		if err != nil {
 			return fmt.Errorf("update meeting: %w", err)
+		}
+		if err := s.enqueue(tx, row.Identity, OpApply); err != nil {
+			return err
 		}
 		saved = meetingOut(row)
 		return nil
@@ -169,7 +175,7 @@ func (s *Store) forUpdate(tx *gorm.DB) *gorm.DB {
 
 // DeleteMeeting removes a meeting with its participants, or ErrNotFound.
 func (s *Store) DeleteMeeting(ctx context.Context, identity string) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.writeTx(ctx, func(tx *gorm.DB) error {
 		m, err := meetingByIdentity(tx, identity)
 		if err != nil {
 			return err
@@ -180,7 +186,7 @@ func (s *Store) DeleteMeeting(ctx context.Context, identity string) error {
 		if err := tx.Delete(&m).Error; err != nil {
 			return fmt.Errorf("delete meeting: %w", err)
 		}
-		return nil
+		return s.enqueue(tx, m.Identity, OpDelete)
 	})
 }
 
@@ -209,7 +215,7 @@ func (s *Store) Participants(ctx context.Context, m meeting.Meeting) ([]meeting.
 // AddParticipants adds users (by id) to a meeting; present ones stay, and
 // the creator gets no row.
 func (s *Store) AddParticipants(ctx context.Context, meetingID uint64, userIDs []uint64) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.writeTx(ctx, func(tx *gorm.DB) error {
 		var m Meeting
 		err := tx.Take(&m, meetingID).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -218,6 +224,9 @@ func (s *Store) AddParticipants(ctx context.Context, meetingID uint64, userIDs [
 		if err != nil {
 			return fmt.Errorf("find meeting: %w", err)
 		}
+		if err := s.enqueue(tx, m.Identity, OpApply); err != nil {
+			return err
+		}
 		return addMembers(tx, m.ID, m.CreatorID, userIDs)
 	})
 }
@@ -225,14 +234,16 @@ func (s *Store) AddParticipants(ctx context.Context, meetingID uint64, userIDs [
 // RemoveParticipant takes userID out of a meeting; ErrNotFound when the
 // user does not take part.
 func (s *Store) RemoveParticipant(ctx context.Context, meetingID, userID uint64) error {
-	res := s.db.WithContext(ctx).Unscoped().Where("rid = ? AND uid = ?", meetingID, userID).Delete(&Member{})
-	if res.Error != nil {
-		return fmt.Errorf("remove participant: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("user %d does not take part in meeting %d: %w", userID, meetingID, ErrNotFound)
-	}
-	return nil
+	return s.writeTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Unscoped().Where("rid = ? AND uid = ?", meetingID, userID).Delete(&Member{})
+		if res.Error != nil {
+			return fmt.Errorf("remove participant: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("user %d does not take part in meeting %d: %w", userID, meetingID, ErrNotFound)
+		}
+		return s.enqueueByID(tx, meetingID, OpApply)
+	})
 }
 
 // UserIDs resolves usernames, in any letter case, to ids; any unknown name
