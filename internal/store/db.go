@@ -122,7 +122,7 @@ func (s *Store) migrate(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("migrate database: set max_participants of existing meetings: %w", res.Error)
 	}
 	var over int64
-	if err := db.Model(&Meeting{}).Where(members+" > max_participants").Count(&over).Error; err != nil {
+	if err := db.Model(&Meeting{}).Where(members + " > max_participants").Count(&over).Error; err != nil {
 		return fmt.Errorf("migrate database: check max_participants: %w", err)
 	}
 	if log != nil && (res.RowsAffected > 0 || over > 0) {
