@@ -93,6 +93,27 @@ func TestOneShape(t *testing.T) {
 	}
 	begin := time.Now().UTC().Add(24 * time.Hour).Truncate(time.Second)
 	end := begin.Add(time.Hour)
+
+	// The creator is REST's caller, one of its users (3 to 100 of a-z 0-9 . _
+	// -): only the API server can be given another. It takes any username of
+	// at most 100 characters of REST's alphabet in either case; a short or
+	// unknown one is an unknown user to the API (the sync reports it).
+	for _, c := range []struct {
+		creator string
+		ok      bool
+	}{{u100, true}, {u100 + "u", false}, {"Al", true}, {"a b", false}, {"-alice", false}, {"alice@example.org", false}} {
+		err := kube.Create(ctx, meetingObject("c-"+fmt.Sprint(len(c.creator)), "", "creator", c.creator, nil, 0, begin, end))
+		if err != nil && !apierrors.IsInvalid(err) {
+			t.Fatalf("API server: %v", err)
+		}
+		if (err == nil) != c.ok {
+			t.Errorf("API server takes creator %q: %v, want %v (%v)", c.creator, err == nil, c.ok, err)
+		}
+		if err == nil {
+			_ = kube.Delete(ctx, meetingObject("c-"+fmt.Sprint(len(c.creator)), "", "", "", nil, 0, begin, end))
+		}
+	}
+
 	for i, e := range edges {
 		if e.title == "" {
 			e.title = e.name
