@@ -277,7 +277,7 @@ func (s *Service) Create(ctx context.Context, caller User, in NewMeeting) (View,
 		return View{}, err
 	}
 	if n := invited(ids, caller.ID); n > limit {
-		return View{}, &TooManyParticipantsError{Identity: in.Identity, Invited: n, Max: limit}
+		return View{}, &TooManyParticipantsError{Identity: identity, Invited: n, Max: limit}
 	}
 	if identity == "" {
 		if identity, err = newIdentity(); err != nil {

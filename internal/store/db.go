@@ -115,7 +115,7 @@ func (s *Store) migrate(ctx context.Context, log *slog.Logger) error {
 	if hadLimit {
 		return nil
 	}
-	const members = "(SELECT COUNT(*) FROM room_user WHERE room_user.rid = room_basic.id)"
+	const members = "(SELECT COUNT(*) FROM room_user WHERE room_user.rid = room_basic.id AND room_user.deleted_at IS NULL)"
 	res := db.Exec("UPDATE room_basic SET max_participants = CASE WHEN "+members+" > ? THEN ? ELSE "+members+" END WHERE "+members+" > max_participants",
 		meeting.MaxParticipantsLimit, meeting.MaxParticipantsLimit)
 	if res.Error != nil {

@@ -54,10 +54,12 @@ func purgeDeleted(tx *gorm.DB, identity string) error {
 }
 
 // checkInvited refuses, with a *meeting.TooManyParticipantsError, a
-// meeting row whose participants outnumber its MaxParticipants.
-func checkInvited(tx *gorm.DB, m Meeting) error {
+// meeting row whose participants outnumber its MaxParticipants. The count
+// is a locking read on MySQL: it sees the latest committed rows whatever
+// the transaction read before.
+func (s *Store) checkInvited(tx *gorm.DB, m Meeting) error {
 	var n int64
-	if err := tx.Model(&Member{}).Where("rid = ?", m.ID).Count(&n).Error; err != nil {
+	if err := s.forUpdate(tx.Model(&Member{})).Where("rid = ?", m.ID).Count(&n).Error; err != nil {
 		return fmt.Errorf("count participants: %w", err)
 	}
 	if n > int64(m.MaxParticipants) {
@@ -180,7 +182,7 @@ func (s *Store) UpdateMeeting(ctx context.Context, identity string, change func(
 		lowered := m.RoomLimit() < row.MaxParticipants
 		row.Name, row.BeginAt, row.EndAt, row.MaxParticipants = m.Name, m.BeginAt, m.EndAt, m.RoomLimit()
 		if lowered {
-			if err := checkInvited(tx, row); err != nil {
+			if err := s.checkInvited(tx, row); err != nil {
 				return err
 			}
 		}
@@ -260,7 +262,7 @@ func (s *Store) AddParticipants(ctx context.Context, meetingID uint64, userIDs [
 		if err := addMembers(tx, m.ID, m.CreatorID, userIDs); err != nil {
 			return err
 		}
-		return checkInvited(tx, m)
+		return s.checkInvited(tx, m)
 	})
 }
 
