@@ -62,11 +62,13 @@ const (
 // +kubebuilder:validation:XValidation:rule="has(self.identity) == has(oldSelf.identity) && (!has(self.identity) || self.identity == oldSelf.identity)",message="identity is immutable"
 // +kubebuilder:validation:XValidation:rule="!has(self.participants) || size(self.participants) <= self.maxParticipants",message="more participants than maxParticipants"
 type MeetingSpec struct {
-	// identity is the room identity that clients and join tokens name. It
-	// cannot change once the Meeting exists; when empty the Meeting's UID is used.
+	// identity is the room identity that clients and join tokens name: lowercase
+	// letters, digits, '_', '.' and '-', starting with a letter or digit (the API
+	// stores identities in lower case). It cannot change once the Meeting
+	// exists; when empty the Meeting's UID is used.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9_.-]*$`
+	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9_.-]*$`
 	// +optional
 	Identity string `json:"identity,omitempty"`
 
@@ -85,21 +87,25 @@ type MeetingSpec struct {
 	// +required
 	EndAt metav1.Time `json:"endAt"`
 
-	// creator is the user who created the meeting.
+	// creator is the username of the user who created the meeting.
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:MaxLength=100
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
 	// +required
 	Creator string `json:"creator"`
 
-	// participants are the users invited besides the creator.
+	// participants are the usernames of the users invited besides the creator;
+	// at most maxParticipants of them.
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=1000
 	// +kubebuilder:validation:items:MinLength=1
-	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:MaxLength=100
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
 	// +optional
 	Participants []string `json:"participants,omitempty"`
 
-	// maxParticipants caps how many may be in the room at once.
+	// maxParticipants caps how many may be in the room at once, and how many
+	// participants (besides the creator) may be invited.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	// +kubebuilder:default=50

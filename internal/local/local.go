@@ -52,7 +52,10 @@ type Config struct {
 	Policy schedule.Policy
 	// AllowedOrigins are Origins accepted on signalling besides the page's own.
 	AllowedOrigins []string
-	// MaxParticipants caps each room (SFU default when 0).
+	// MaxParticipants caps the SFU's rooms that no scheduled meeting
+	// limits (none admits anyone: their key lookup fails); SFU default when
+	// 0. A meeting's room holds its meeting's MaxParticipants, as the
+	// operator gives `meeting sfu --max-participants` for a Meeting.
 	MaxParticipants int
 	// DrainTimeout is how long Shutdown lets participants leave.
 	DrainTimeout time.Duration
@@ -82,8 +85,10 @@ var _ meeting.Rooms = (*Rooms)(nil)
 // room is one meeting's schedule and, while open, its join-token key.
 type room struct {
 	window schedule.Window
-	key    []byte // nil while closed
-	timer  clock.Timer
+	// limit is the meeting's MaxParticipants (meeting.Meeting.RoomLimit).
+	limit int
+	key   []byte // nil while closed
+	timer clock.Timer
 	// warned is the closing time participants were last warned of.
 	warned time.Time
 }
@@ -131,6 +136,7 @@ func New(cfg Config) (*Rooms, error) {
 
 	scfg := sfu.Config{
 		Keys:            r.key,
+		RoomLimit:       r.limit,
 		MaxParticipants: cfg.MaxParticipants,
 		DrainTimeout:    cfg.DrainTimeout,
 		AllowedOrigins:  cfg.AllowedOrigins,
@@ -188,8 +194,21 @@ func (r *Rooms) key(identity string) ([]byte, error) {
 	return nil, fmt.Errorf("meeting %s is not open", identity)
 }
 
+// limit is the SFU's per-room cap: the meeting's MaxParticipants, 0 for
+// a room no meeting is scheduled in.
+func (r *Rooms) limit(identity string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rm := r.rooms[identity]; rm != nil {
+		return rm.limit
+	}
+	return 0
+}
+
 // Schedule plans m's room: opened, warned and closed at the times the
-// schedule gives, re-planned by every call.
+// schedule gives, re-planned by every call. The room holds at most
+// m.MaxParticipants at once (the default when 0); a lower limit applies to
+// the next join, nobody in the room is sent away.
 func (r *Rooms) Schedule(_ context.Context, m meeting.Meeting) error {
 	if _, err := schedule.At(m.Window(), r.cfg.Clock.Now(), r.cfg.Policy); err != nil {
 		return fmt.Errorf("schedule meeting %s: %w", m.Identity, err)
@@ -205,6 +224,7 @@ func (r *Rooms) Schedule(_ context.Context, m meeting.Meeting) error {
 		r.rooms[m.Identity] = rm
 	}
 	rm.window = m.Window()
+	rm.limit = m.RoomLimit()
 	act := r.stepLocked(m.Identity, rm)
 	r.mu.Unlock()
 	act()

@@ -207,3 +207,56 @@ func TestClosedRoomRefusesTokens(t *testing.T) {
 		t.Fatal("joined a room that is not open")
 	}
 }
+
+// A meeting's room holds its MaxParticipants at once, as the operator's
+// `meeting sfu --max-participants` does for a Meeting; an edit of the
+// limit applies to the next join.
+func TestRoomHoldsTheMeetingsLimit(t *testing.T) {
+	f := newFixture(t)
+	now := f.clock.Now()
+	m := meeting.Meeting{Identity: "m-limit", BeginAt: now, EndAt: now.Add(time.Hour), MaxParticipants: 2}
+	if err := f.rooms.Schedule(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	// Another open room has the default limit, not this one's.
+	other := meeting.Meeting{Identity: "m-other", BeginAt: now, EndAt: now.Add(time.Hour)}
+	if err := f.rooms.Schedule(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	joinErr := func(identity, user string) error {
+		room, err := f.rooms.Room(context.Background(), identity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := token.Mint(room.TokenKey, token.Claims{Room: identity, User: user, Name: user, IssuedAt: f.clock.Now()}, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := client.Join(ctx, client.Options{URL: f.ws, Token: tok})
+		if err == nil {
+			t.Cleanup(c.Close)
+		}
+		return err
+	}
+	f.join(t, m.Identity, "alice")
+	f.join(t, m.Identity, "bob")
+	if err := joinErr(m.Identity, "carol"); err == nil || !strings.Contains(err.Error(), "room_full") {
+		t.Fatalf("third join into a room of 2: %v, want room_full", err)
+	}
+	for _, u := range []string{"a", "b", "c"} {
+		f.join(t, other.Identity, u)
+	}
+	m.MaxParticipants = 3
+	if err := f.rooms.Schedule(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	f.join(t, m.Identity, "carol")
+	if err := joinErr(m.Identity, "dave"); err == nil || !strings.Contains(err.Error(), "room_full") {
+		t.Fatalf("fourth join into a room of 3: %v, want room_full", err)
+	}
+	if n := f.rooms.Status(context.Background(), m.Identity).Online; n != 3 {
+		t.Errorf("%d online, want 3", n)
+	}
+}

@@ -107,16 +107,55 @@ func (e *NotOpenError) Error() string {
 // Is makes errors.Is(err, ErrNotOpen) true.
 func (e *NotOpenError) Is(target error) bool { return target == ErrNotOpen }
 
+// TooManyParticipantsError refuses a change that would leave a meeting
+// with more invited participants (the creator not counted) than its
+// MaxParticipants; it is ErrInvalid to errors.Is. The store returns it too,
+// as it checks the count in the transaction that changes it.
+type TooManyParticipantsError struct {
+	Identity string
+	// Invited is how many participants the meeting would have, the
+	// creator not counted.
+	Invited int
+	// Max is the meeting's MaxParticipants.
+	Max int
+}
+
+func (e *TooManyParticipantsError) Error() string {
+	which := "the meeting"
+	if e.Identity != "" {
+		which = "meeting " + e.Identity
+	}
+	return fmt.Sprintf("%s would have %d invited participants (the creator not counted) but its max_participants is %d",
+		which, e.Invited, e.Max)
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *TooManyParticipantsError) Is(target error) bool { return target == ErrInvalid }
+
 // Meeting is a scheduled meeting.
 type Meeting struct {
-	ID        uint64
-	Identity  string
-	Name      string
-	BeginAt   time.Time
-	EndAt     time.Time
-	CreatorID uint64
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID       uint64
+	Identity string
+	Name     string
+	BeginAt  time.Time
+	EndAt    time.Time
+	// MaxParticipants caps how many may be in the room at once and how
+	// many participants (the creator not counted) may be invited; the
+	// Meeting resource's spec.maxParticipants. 0 in a value that did not
+	// come from the store means DefaultMaxParticipants.
+	MaxParticipants int
+	CreatorID       uint64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// RoomLimit is the room's cap: MaxParticipants, or DefaultMaxParticipants
+// when it is not set (the operator's rule for spec.maxParticipants).
+func (m Meeting) RoomLimit() int {
+	if m.MaxParticipants > 0 {
+		return m.MaxParticipants
+	}
+	return DefaultMaxParticipants
 }
 
 // Window is the meeting's time window for the schedule rules.
@@ -149,13 +188,17 @@ type Store interface {
 	// participants in one transaction.
 	CreateMeeting(ctx context.Context, m *Meeting, participantIDs []uint64) error
 	// UpdateMeeting locks the meeting, lets change edit it (an error from
-	// change is returned as it is and nothing is written), and saves it.
+	// change is returned as it is and nothing is written), and saves it. It
+	// refuses, with a *TooManyParticipantsError, a MaxParticipants below the
+	// number of participants.
 	UpdateMeeting(ctx context.Context, identity string, change func(*Meeting) error) (Meeting, error)
 	// DeleteMeeting removes the meeting and its participants.
 	DeleteMeeting(ctx context.Context, identity string) error
 	// Participants returns the users taking part, creator first.
 	Participants(ctx context.Context, m Meeting) ([]User, error)
 	// AddParticipants adds users (by id) to the meeting; present ones stay.
+	// It refuses, with a *TooManyParticipantsError and nothing written, to
+	// leave the meeting with more participants than its MaxParticipants.
 	AddParticipants(ctx context.Context, meetingID uint64, userIDs []uint64) error
 	// RemoveParticipant takes userID out; ErrNotFound when not a participant.
 	RemoveParticipant(ctx context.Context, meetingID, userID uint64) error

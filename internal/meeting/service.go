@@ -18,10 +18,18 @@ import (
 
 // Limits the service enforces.
 const (
-	// MaxNameRunes is the longest a meeting's name may be, in characters.
-	MaxNameRunes = 100
-	// MaxParticipants is how many users one request may invite.
-	MaxParticipants = 200
+	// MaxNameRunes is the longest a meeting's name may be, in characters
+	// (the Meeting resource's spec.title).
+	MaxNameRunes = 200
+	// MaxInvites is how many users one request may invite (the Meeting
+	// resource's spec.participants holds at most as many).
+	MaxInvites = 1000
+	// DefaultMaxParticipants is a new meeting's MaxParticipants when none
+	// is given (spec.maxParticipants' default).
+	DefaultMaxParticipants = 50
+	// MaxParticipantsLimit is the largest MaxParticipants a meeting may
+	// have (spec.maxParticipants' maximum).
+	MaxParticipantsLimit = 1000
 	// MaxDuration is the longest a meeting may last.
 	MaxDuration = 24 * time.Hour
 	// MaxPageSize is the largest page List returns.
@@ -100,10 +108,17 @@ type Detail struct {
 
 // NewMeeting is what Create needs.
 type NewMeeting struct {
-	Name    string
-	BeginAt time.Time
-	EndAt   time.Time
-	// Participants are usernames to invite besides the creator.
+	// Identity, when not empty, is the meeting's identity (lower-cased,
+	// then checked by CheckIdentity); empty: a random UUID.
+	Identity string
+	Name     string
+	BeginAt  time.Time
+	EndAt    time.Time
+	// MaxParticipants caps the room and the invitations (1 to
+	// MaxParticipantsLimit); 0 means DefaultMaxParticipants.
+	MaxParticipants int
+	// Participants are usernames to invite besides the creator; at most
+	// MaxParticipants of them.
 	Participants []string
 }
 
@@ -112,6 +127,8 @@ type Change struct {
 	Name    *string
 	BeginAt *time.Time
 	EndAt   *time.Time
+	// MaxParticipants may not go below the number of participants.
+	MaxParticipants *int
 }
 
 // ICEServer is one entry of RTCPeerConnection's iceServers.
@@ -162,6 +179,15 @@ func CheckName(name string) (string, error) {
 // isFormat reports Unicode format characters (category Cf): bidirectional
 // overrides and isolates, zero-width spaces and joiners, the byte order mark.
 func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
+
+// CheckMaxParticipants reports why n is not a meeting's MaxParticipants:
+// 1 to MaxParticipantsLimit.
+func CheckMaxParticipants(n int) error {
+	if n < 1 || n > MaxParticipantsLimit {
+		return refuse(ErrInvalid, "max_participants is %d; it must be from 1 to %d", n, MaxParticipantsLimit)
+	}
+	return nil
+}
 
 // CheckWindow checks a meeting's times as they will be stored: the end
 // after the beginning, at most MaxDuration apart, and not in the past.
@@ -229,19 +255,37 @@ func (s *Service) Create(ctx context.Context, caller User, in NewMeeting) (View,
 	if err := CheckWindow(in.BeginAt, in.EndAt, now); err != nil {
 		return View{}, err
 	}
+	limit := in.MaxParticipants
+	if limit == 0 {
+		limit = DefaultMaxParticipants
+	}
+	if err := CheckMaxParticipants(limit); err != nil {
+		return View{}, err
+	}
+	identity := strings.ToLower(in.Identity)
+	if identity != "" {
+		if err := CheckIdentity(identity); err != nil {
+			return View{}, err
+		}
+	}
 	names := dedupe(in.Participants)
-	if len(names) > MaxParticipants {
-		return View{}, refuse(ErrInvalid, "at most %d participants", MaxParticipants)
+	if len(names) > MaxInvites {
+		return View{}, refuse(ErrInvalid, "at most %d participants per request", MaxInvites)
 	}
 	ids, err := s.store.UserIDs(ctx, names)
 	if err != nil {
 		return View{}, err
 	}
-	identity, err := newIdentity()
-	if err != nil {
-		return View{}, err
+	if n := invited(ids, caller.ID); n > limit {
+		return View{}, &TooManyParticipantsError{Identity: identity, Invited: n, Max: limit}
 	}
-	m := Meeting{Identity: identity, Name: name, BeginAt: in.BeginAt.UTC(), EndAt: in.EndAt.UTC(), CreatorID: caller.ID}
+	if identity == "" {
+		if identity, err = newIdentity(); err != nil {
+			return View{}, err
+		}
+	}
+	m := Meeting{Identity: identity, Name: name, BeginAt: in.BeginAt.UTC(), EndAt: in.EndAt.UTC(),
+		MaxParticipants: limit, CreatorID: caller.ID}
 	if err := s.store.CreateMeeting(ctx, &m, ids); err != nil {
 		return View{}, err
 	}
@@ -252,8 +296,13 @@ func (s *Service) Create(ctx context.Context, caller User, in NewMeeting) (View,
 // Edit changes a meeting caller created; the window rules apply when its
 // times change. The media is re-planned.
 func (s *Service) Edit(ctx context.Context, caller User, identity string, ch Change) (View, error) {
-	if ch.Name == nil && ch.BeginAt == nil && ch.EndAt == nil {
-		return View{}, refuse(ErrInvalid, "nothing to change: send name, begin_at or end_at")
+	if ch.Name == nil && ch.BeginAt == nil && ch.EndAt == nil && ch.MaxParticipants == nil {
+		return View{}, refuse(ErrInvalid, "nothing to change: send name, begin_at, end_at or max_participants")
+	}
+	if ch.MaxParticipants != nil {
+		if err := CheckMaxParticipants(*ch.MaxParticipants); err != nil {
+			return View{}, err
+		}
 	}
 	var name string
 	if ch.Name != nil {
@@ -270,6 +319,9 @@ func (s *Service) Edit(ctx context.Context, caller User, identity string, ch Cha
 		}
 		if ch.Name != nil {
 			m.Name = name
+		}
+		if ch.MaxParticipants != nil {
+			m.MaxParticipants = *ch.MaxParticipants // the store refuses fewer than are invited
 		}
 		if ch.BeginAt == nil && ch.EndAt == nil {
 			return nil
@@ -313,14 +365,15 @@ func (s *Service) Members(ctx context.Context, caller User, identity string) ([]
 }
 
 // AddMembers invites users (by name) to a meeting caller created and
-// returns who takes part now. An unknown name adds nobody.
+// returns who takes part now. An unknown name adds nobody, and so does an
+// invitation that would leave more participants than MaxParticipants.
 func (s *Service) AddMembers(ctx context.Context, caller User, identity string, usernames []string) ([]User, error) {
 	names := dedupe(usernames)
 	if len(names) == 0 {
 		return nil, refuse(ErrInvalid, "usernames must name at least one user")
 	}
-	if len(names) > MaxParticipants {
-		return nil, refuse(ErrInvalid, "at most %d participants", MaxParticipants)
+	if len(names) > MaxInvites {
+		return nil, refuse(ErrInvalid, "at most %d participants per request", MaxInvites)
 	}
 	m, err := s.owned(ctx, caller, identity)
 	if err != nil {
@@ -521,6 +574,17 @@ func (s *Service) schedule(ctx context.Context, m Meeting) {
 	if err := s.rooms.Schedule(ctx, m); err != nil {
 		s.log.Error("meeting saved but its media not scheduled", "meeting", m.Identity, "err", err)
 	}
+}
+
+// invited counts the distinct ids other than the creator's.
+func invited(ids []uint64, creatorID uint64) int {
+	seen := make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		if id != creatorID {
+			seen[id] = true
+		}
+	}
+	return len(seen)
 }
 
 // dedupe drops repeated usernames (case-insensitively), keeping the order.

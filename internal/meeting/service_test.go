@@ -210,7 +210,7 @@ func TestCreateRules(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, e *env) {
 		now := e.now
 		begin, end := now.Add(time.Hour), now.Add(2*time.Hour)
-		many := make([]string, meeting.MaxParticipants+1)
+		many := make([]string, meeting.MaxInvites+1)
 		for i := range many {
 			many[i] = fmt.Sprintf("user%d", i)
 		}
@@ -221,7 +221,7 @@ func TestCreateRules(t *testing.T) {
 			msg  string
 		}{
 			{"blank name", meeting.NewMeeting{Name: "  ", BeginAt: begin, EndAt: end}, meeting.ErrInvalid, "must not be empty"},
-			{"long name", meeting.NewMeeting{Name: strings.Repeat("名", 101), BeginAt: begin, EndAt: end}, meeting.ErrInvalid, "at most 100"},
+			{"long name", meeting.NewMeeting{Name: strings.Repeat("名", 201), BeginAt: begin, EndAt: end}, meeting.ErrInvalid, "has 201 characters; at most 200"},
 			{"bad UTF-8", meeting.NewMeeting{Name: "a\xffb", BeginAt: begin, EndAt: end}, meeting.ErrInvalid, "UTF-8"},
 			{"control", meeting.NewMeeting{Name: "a\u0007b", BeginAt: begin, EndAt: end}, meeting.ErrInvalid, "control characters"},
 			{"end before begin", meeting.NewMeeting{Name: "x", BeginAt: begin, EndAt: begin.Add(-time.Minute)}, meeting.ErrInvalid, "end_at must be after begin_at"},
@@ -229,7 +229,14 @@ func TestCreateRules(t *testing.T) {
 			{"longer than 24h", meeting.NewMeeting{Name: "x", BeginAt: begin, EndAt: begin.Add(24*time.Hour + time.Millisecond)}, meeting.ErrInvalid, "at most 24h"},
 			{"in the past", meeting.NewMeeting{Name: "x", BeginAt: now.Add(-2 * time.Hour), EndAt: now}, meeting.ErrInvalid, "in the past"},
 			{"unknown participant", meeting.NewMeeting{Name: "x", BeginAt: begin, EndAt: end, Participants: []string{"bob", "ghost"}}, meeting.ErrNotFound, "ghost"},
-			{"too many participants", meeting.NewMeeting{Name: "x", BeginAt: begin, EndAt: end, Participants: many}, meeting.ErrInvalid, "at most 200"},
+			{"too many participants", meeting.NewMeeting{Name: "x", BeginAt: begin, EndAt: end, Participants: many}, meeting.ErrInvalid, "at most 1000 participants per request"},
+			{"more than max_participants", meeting.NewMeeting{Name: "x", BeginAt: begin, EndAt: end, MaxParticipants: 1, Participants: []string{"bob", "carol"}},
+				meeting.ErrInvalid, "the meeting would have 2 invited participants (the creator not counted) but its max_participants is 1"},
+			{"max_participants 1001", meeting.NewMeeting{Name: "x", BeginAt: begin, EndAt: end, MaxParticipants: 1001}, meeting.ErrInvalid, "max_participants is 1001; it must be from 1 to 1000"},
+			{"max_participants negative", meeting.NewMeeting{Name: "x", BeginAt: begin, EndAt: end, MaxParticipants: -1}, meeting.ErrInvalid, "from 1 to 1000"},
+			{"identity in capitals is lower-cased, then too long", meeting.NewMeeting{Identity: strings.Repeat("A", 65), Name: "x", BeginAt: begin, EndAt: end}, meeting.ErrInvalid, "identity must be 1 to 64 characters"},
+			{"identity starting with a dot", meeting.NewMeeting{Identity: ".x", Name: "x", BeginAt: begin, EndAt: end}, meeting.ErrInvalid, "identity must be"},
+			{"identity with a slash", meeting.NewMeeting{Identity: "a/b", Name: "x", BeginAt: begin, EndAt: end}, meeting.ErrInvalid, "identity must be"},
 		} {
 			_, err := e.svc.Create(ctx, e.users["alice"], c.in)
 			wantErr(t, c.name, err, c.kind, c.msg)
@@ -247,7 +254,8 @@ func TestCreateRules(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if v.Name != "all day" || len(v.Identity) != 36 || v.ID == 0 || v.CreatorID != e.users["alice"].ID || v.Phase != meeting.Starting {
+		if v.Name != "all day" || len(v.Identity) != 36 || v.ID == 0 || v.CreatorID != e.users["alice"].ID || v.Phase != meeting.Starting ||
+			v.MaxParticipants != meeting.DefaultMaxParticipants {
 			t.Errorf("created %+v", v)
 		}
 		if len(e.rooms.scheduled) != 1 || e.rooms.scheduled[0].Identity != v.Identity || !e.rooms.scheduled[0].EndAt.Equal(v.EndAt) {
@@ -282,6 +290,7 @@ func TestEdit(t *testing.T) {
 			msg  string
 		}{
 			{"nothing", meeting.Change{}, meeting.ErrInvalid, "nothing to change"},
+			{"max_participants 0", meeting.Change{MaxParticipants: new(int)}, meeting.ErrInvalid, "max_participants is 0; it must be from 1 to 1000"},
 			{"blank name", meeting.Change{Name: str(" ")}, meeting.ErrInvalid, "must not be empty"},
 			{"end before begin", meeting.Change{EndAt: ptr(begin.Add(-time.Minute))}, meeting.ErrInvalid, "end_at must be after begin_at"},
 			{"begin after end", meeting.Change{BeginAt: ptr(end.Add(time.Hour))}, meeting.ErrInvalid, "end_at must be after begin_at"},
@@ -587,6 +596,103 @@ func TestScheduleAll(t *testing.T) {
 		}
 		if n != 3 || len(got) != 3 || !got[running.Identity] || !got[ending.Identity] || !got[later.Identity] || got[old.Identity] {
 			t.Fatalf("ScheduleAll = %d, scheduled %v; want running, ending and later, not old", n, got)
+		}
+	})
+}
+
+func TestIdentityAndLimits(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, e *env) {
+		alice := e.users["alice"]
+		for _, n := range []string{"dave", "erin", "frank"} {
+			a, err := e.store.CreateUser(ctx, n, "hash")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.users[n] = a.User()
+		}
+		begin, end := e.now.Add(time.Hour), e.now.Add(2*time.Hour)
+
+		// A chosen identity is lower-cased; 64 characters fit; a taken one is a conflict.
+		v, err := e.svc.Create(ctx, alice, meeting.NewMeeting{Identity: "Team.Standup_1", Name: "standup", BeginAt: begin, EndAt: end})
+		if err != nil || v.Identity != "team.standup_1" {
+			t.Fatalf("create with identity: %+v, %v", v, err)
+		}
+		if _, err := e.svc.Get(ctx, alice, "team.standup_1"); err != nil {
+			t.Errorf("get by chosen identity: %v", err)
+		}
+		long := strings.Repeat("a", meeting.MaxIdentityLen)
+		if v, err := e.svc.Create(ctx, alice, meeting.NewMeeting{Identity: long, Name: strings.Repeat("名", meeting.MaxNameRunes), BeginAt: begin, EndAt: end}); err != nil ||
+			v.Identity != long || len([]rune(v.Name)) != meeting.MaxNameRunes {
+			t.Errorf("64-character identity, 200-character name: %+v, %v", v, err)
+		}
+		_, err = e.svc.Create(ctx, alice, meeting.NewMeeting{Identity: "TEAM.standup_1", Name: "again", BeginAt: begin, EndAt: end})
+		wantErr(t, "taken identity", err, meeting.ErrConflict, "team.standup_1")
+
+		// Invited participants (the creator not counted) up to max_participants.
+		m, err := e.svc.Create(ctx, alice, meeting.NewMeeting{Name: "small", BeginAt: begin, EndAt: end, MaxParticipants: 2,
+			Participants: []string{"bob", "carol", "alice"}})
+		if err != nil || m.MaxParticipants != 2 {
+			t.Fatalf("create with 2 of 2: %+v, %v", m, err)
+		}
+		_, err = e.svc.AddMembers(ctx, alice, m.Identity, []string{"dave"})
+		wantErr(t, "invite past the limit", err, meeting.ErrInvalid, "would have 3 invited participants (the creator not counted) but its max_participants is 2")
+		var tooMany *meeting.TooManyParticipantsError
+		if !errors.As(err, &tooMany) || tooMany.Invited != 3 || tooMany.Max != 2 {
+			t.Errorf("invite past the limit: %#v", err)
+		}
+		if users, _ := e.svc.Members(ctx, alice, m.Identity); len(users) != 3 {
+			t.Errorf("a refused invite changed the members: %+v", users)
+		}
+		if _, err := e.svc.AddMembers(ctx, alice, m.Identity, []string{"bob", "alice"}); err != nil {
+			t.Errorf("inviting those already there: %v", err)
+		}
+		one := 1
+		_, err = e.svc.Edit(ctx, alice, m.Identity, meeting.Change{MaxParticipants: &one})
+		wantErr(t, "lower below the invited", err, meeting.ErrInvalid, "would have 2 invited participants (the creator not counted) but its max_participants is 1")
+		if got, _ := e.svc.Get(ctx, alice, m.Identity); got.MaxParticipants != 2 {
+			t.Errorf("a refused edit changed max_participants to %d", got.MaxParticipants)
+		}
+		four := 4
+		v, err = e.svc.Edit(ctx, alice, m.Identity, meeting.Change{MaxParticipants: &four})
+		if err != nil || v.MaxParticipants != 4 {
+			t.Fatalf("raise to 4: %+v, %v", v, err)
+		}
+		if last := e.rooms.scheduled[len(e.rooms.scheduled)-1]; last.Identity != m.Identity || last.MaxParticipants != 4 {
+			t.Errorf("Rooms.Schedule after the edit got %+v", last)
+		}
+		name := "renamed"
+		if v, err := e.svc.Edit(ctx, alice, m.Identity, meeting.Change{Name: &name}); err != nil || v.MaxParticipants != 4 {
+			t.Errorf("a rename changed max_participants: %+v, %v", v, err)
+		}
+
+		// Two slots left, three concurrent invitations of one user each:
+		// exactly two pass.
+		var wg sync.WaitGroup
+		errs := make(chan error, 3)
+		for _, n := range []string{"dave", "erin", "frank"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := e.svc.AddMembers(ctx, alice, m.Identity, []string{n})
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		var passed, refused int
+		for err := range errs {
+			switch {
+			case err == nil:
+				passed++
+			case errors.As(err, &tooMany):
+				refused++
+			default:
+				t.Errorf("concurrent invite: %v", err)
+			}
+		}
+		users, _ := e.svc.Members(ctx, alice, m.Identity)
+		if passed != 2 || refused != 1 || len(users) != 5 {
+			t.Errorf("concurrent invites: %d passed, %d refused, %d members (want 2, 1 and 5 with the creator)", passed, refused, len(users))
 		}
 	})
 }

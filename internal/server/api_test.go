@@ -156,7 +156,7 @@ func TestMeetings(t *testing.T) {
 			{"missing name", valid(map[string]any{"name": nil}), 400, "required"},
 			{"missing end", valid(map[string]any{"end_at": nil}), 400, "required"},
 			{"blank name", valid(map[string]any{"name": "   "}), 400, "must not be empty"},
-			{"long name", valid(map[string]any{"name": strings.Repeat("名", 101)}), 400, "at most 100"},
+			{"long name", valid(map[string]any{"name": strings.Repeat("名", 201)}), 400, "has 201 characters; at most 200"},
 			{"control char", valid(map[string]any{"name": "a\u0007b"}), 400, "control characters"},
 			{"end before begin", valid(map[string]any{"end_at": ms(begin.Add(-time.Minute))}), 400, "end_at must be after begin_at"},
 			{"end equals begin", valid(map[string]any{"end_at": ms(begin)}), 400, "end_at must be after begin_at"},
@@ -164,7 +164,10 @@ func TestMeetings(t *testing.T) {
 			{"already over", valid(map[string]any{"begin_at": ms(now.Add(-2 * time.Hour)), "end_at": ms(now.Add(-time.Hour))}), 400, "in the past"},
 			{"seconds not ms", valid(map[string]any{"begin_at": begin.Unix(), "end_at": end.Unix()}), 400, "between"},
 			{"far future", valid(map[string]any{"begin_at": int64(1) << 62, "end_at": int64(1)<<62 + 1}), 400, "between"},
-			{"identity given", valid(map[string]any{"identity": id}), 400, "chosen by the server"},
+			{"identity taken", valid(map[string]any{"identity": strings.ToUpper(id)}), 409, "already exists"},
+			{"identity not one", valid(map[string]any{"identity": "a b"}), 400, "identity must be 1 to 64 characters"},
+			{"max_participants 0", valid(map[string]any{"max_participants": 0}), 400, "max_participants is 0; it must be from 1 to 1000"},
+			{"max_participants fraction", valid(map[string]any{"max_participants": 2.5}), 400, "max_participants must be a whole number"},
 			{"unknown participant", valid(map[string]any{"participants": []string{"bob", "ghost"}}), 404, "no user named ghost"},
 			{"bad participant", valid(map[string]any{"participants": []string{"Not Valid"}}), 400, "not a valid username"},
 			{"too large", `{"name":"` + strings.Repeat("x", 70<<10) + `"}`, 413, "larger than 65536 bytes"},
@@ -196,7 +199,8 @@ func TestMeetings(t *testing.T) {
 			t.Errorf("participants = %+v", d.Participants)
 		}
 		h.expect(h.do("GET", "/auth/meeting/get?identity="+unknownID, alice, nil), 404, "not found")
-		h.expect(h.do("GET", "/auth/meeting/get?identity=nope", alice, nil), 400, "UUID")
+		h.expect(h.do("GET", "/auth/meeting/get?identity=no%20pe", alice, nil), 400, "identity must be 1 to 64 characters")
+		h.expect(h.do("GET", "/auth/meeting/get?identity=nope", alice, nil), 404, "not found")
 		h.expect(h.do("GET", "/auth/meeting/get", alice, nil), 400, "identity is required")
 
 		// Edits change only what they carry (the seed reset absent times to 1970).
@@ -247,7 +251,7 @@ func TestMeetings(t *testing.T) {
 		h.expect(members(alice, "POST", membersInput{id, []string{"carol", "ghost"}}, ""), 404, "ghost")
 		h.expect(h.do("GET", "/auth/meeting/get?identity="+id, carol, nil), 403, "")
 		h.expect(members(alice, "POST", membersInput{id, nil}, ""), 400, "at least one")
-		h.expect(members(alice, "POST", membersInput{"x", []string{"carol"}}, ""), 400, "UUID")
+		h.expect(members(alice, "POST", membersInput{"-x", []string{"carol"}}, ""), 400, "identity must be")
 		r = members(alice, "POST", membersInput{id, []string{"carol"}}, "")
 		h.expect(r, 200, "")
 		var us []userReply
@@ -311,7 +315,7 @@ func TestListPaging(t *testing.T) {
 	if l, _ = list("?name=standup&size=5&page=3"); l.Count != 11 || len(l.List) != 1 {
 		t.Errorf("name=standup page 3: count %d, %d items", l.Count, len(l.List))
 	}
-	for _, q := range []string{"?page=0", "?page=-1", "?page=x", "?size=0", "?size=1.5", "?keyword=a&name=b", "?keyword=" + strings.Repeat("k", 101)} {
+	for _, q := range []string{"?page=0", "?page=-1", "?page=x", "?size=0", "?size=1.5", "?keyword=a&name=b", "?keyword=" + strings.Repeat("k", 201)} {
 		if _, r := list(q); r.Status != 400 {
 			t.Errorf("list%s = %d, want 400", q, r.Status)
 		}

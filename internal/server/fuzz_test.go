@@ -55,9 +55,16 @@ func FuzzMeetingRequests(f *testing.F) {
 				t.Fatalf("%s accepted %q", what, s)
 			}
 		}
+		validID := func(id string) bool {
+			_, err := checkIdentity(id)
+			return err == nil && meeting.CheckIdentity(id) == nil
+		}
 		c, err := parseCreate(bytes.NewReader(body))
 		if err == nil {
 			accepted("create")
+			if (c.Identity != "" && !validID(c.Identity)) || c.MaxParticipants < 0 || c.MaxParticipants > meeting.MaxParticipantsLimit {
+				t.Fatalf("create accepted identity %q, max_participants %d", c.Identity, c.MaxParticipants)
+			}
 			for _, p := range c.Participants {
 				if p != strings.ToLower(p) || checkUsername(p) != nil {
 					t.Fatalf("create accepted participant %q", p)
@@ -83,14 +90,14 @@ func FuzzMeetingRequests(f *testing.F) {
 		}
 		if err != nil {
 			mustBeClientError(t, err)
-		} else if accepted("edit"); checkIdentity(id) != nil || id != strings.ToLower(id) || (e.Name != nil && *e.Name == "") {
+		} else if accepted("edit"); !validID(id) || id != strings.ToLower(id) || (e.Name != nil && *e.Name == "") {
 			t.Fatalf("accepted an invalid edit: %q %+v", id, e)
 		} else if e.Name != nil {
 			cleanText("edit name", *e.Name)
 		}
 		if id, err := parseJoin(bytes.NewReader(body)); err != nil {
 			mustBeClientError(t, err)
-		} else if accepted("join"); checkIdentity(id) != nil || id != strings.ToLower(id) {
+		} else if accepted("join"); !validID(id) || id != strings.ToLower(id) {
 			t.Fatalf("accepted an invalid join: %q", id)
 		}
 		for _, register := range []bool{true, false} {

@@ -13,8 +13,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"meeting.dev/meeting/internal/auth"
 	"meeting.dev/meeting/internal/meeting"
 )
@@ -215,13 +213,15 @@ func parsePasswordChange(body io.Reader) (passwordChange, error) {
 }
 
 // meetingInput is the body of create (all of name, begin_at and end_at
-// required) and edit (identity required, the rest optional).
+// required; identity and max_participants optional) and edit (identity
+// required, the rest optional).
 type meetingInput struct {
-	Identity     *string  `json:"identity"`
-	Name         *string  `json:"name"`
-	BeginAt      *int64   `json:"begin_at"`
-	EndAt        *int64   `json:"end_at"`
-	Participants []string `json:"participants"`
+	Identity        *string  `json:"identity"`
+	Name            *string  `json:"name"`
+	BeginAt         *int64   `json:"begin_at"`
+	EndAt           *int64   `json:"end_at"`
+	MaxParticipants *int     `json:"max_participants"`
+	Participants    []string `json:"participants"`
 }
 
 // parseCreate decodes a create request; the service checks its rules.
@@ -230,14 +230,22 @@ func parseCreate(body io.Reader) (meeting.NewMeeting, error) {
 	if err := decodeJSON(body, &in); err != nil {
 		return meeting.NewMeeting{}, err
 	}
-	if in.Identity != nil {
-		return meeting.NewMeeting{}, badRequest("identity is chosen by the server; leave it out")
-	}
 	if in.Name == nil || in.BeginAt == nil || in.EndAt == nil {
 		return meeting.NewMeeting{}, badRequest("name, begin_at and end_at are required")
 	}
 	out := meeting.NewMeeting{Name: *in.Name}
 	var err error
+	if in.Identity != nil { // optional: the server makes a UUID when it is left out
+		if out.Identity, err = checkIdentity(*in.Identity); err != nil {
+			return out, err
+		}
+	}
+	if in.MaxParticipants != nil { // 0 is refused here, not taken for the default
+		if err := meeting.CheckMaxParticipants(*in.MaxParticipants); err != nil {
+			return out, err
+		}
+		out.MaxParticipants = *in.MaxParticipants
+	}
 	if out.BeginAt, err = checkTime("begin_at", *in.BeginAt); err != nil {
 		return out, err
 	}
@@ -261,13 +269,15 @@ func parseEdit(body io.Reader) (string, meeting.Change, error) {
 	if in.Identity == nil {
 		return "", out, badRequest("identity is required")
 	}
-	if err := checkIdentity(*in.Identity); err != nil {
+	id, err := checkIdentity(*in.Identity)
+	if err != nil {
 		return "", out, err
 	}
 	if in.Participants != nil {
 		return "", out, badRequest("participants are changed through /auth/meeting/members")
 	}
 	out.Name = in.Name
+	out.MaxParticipants = in.MaxParticipants
 	if in.BeginAt != nil {
 		t, err := checkTime("begin_at", *in.BeginAt)
 		if err != nil {
@@ -282,7 +292,7 @@ func parseEdit(body io.Reader) (string, meeting.Change, error) {
 		}
 		out.EndAt = &t
 	}
-	return strings.ToLower(*in.Identity), out, nil
+	return id, out, nil
 }
 
 // joinInput is the body of POST /auth/meeting/join.
@@ -295,7 +305,7 @@ func parseJoin(body io.Reader) (string, error) {
 	if err := decodeJSON(body, &in); err != nil {
 		return "", err
 	}
-	return strings.ToLower(in.Identity), checkIdentity(in.Identity)
+	return checkIdentity(in.Identity)
 }
 
 func checkTime(field string, ms int64) (time.Time, error) {
@@ -307,16 +317,19 @@ func checkTime(field string, ms int64) (time.Time, error) {
 	return t, nil
 }
 
-// checkIdentity accepts a UUID in its 36-character form, in any letter
-// case; callers use it lower-cased, as it is stored.
-func checkIdentity(id string) error {
+// checkIdentity returns a meeting identity lower-cased, as it is stored,
+// or why it is not one (meeting.CheckIdentity: 1 to 64 letters, digits, '_',
+// '.' or '-', starting with a letter or digit; any letter case, so the
+// UUIDs of old clients keep working).
+func checkIdentity(id string) (string, error) {
 	if id == "" {
-		return badRequest("identity is required")
+		return "", badRequest("identity is required")
 	}
-	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		return badRequest("identity must be a meeting's UUID")
+	id = strings.ToLower(id)
+	if err := meeting.CheckIdentity(id); err != nil {
+		return "", badRequest(err.Error())
 	}
-	return nil
+	return id, nil
 }
 
 func checkUsername(name string) error {
@@ -329,8 +342,8 @@ func checkUsername(name string) error {
 // checkUsernames validates a list of usernames, lower-cases them (usernames
 // compare without case) and drops repeats.
 func checkUsernames(names []string) ([]string, error) {
-	if len(names) > meeting.MaxParticipants {
-		return nil, badRequest(fmt.Sprintf("at most %d participants", meeting.MaxParticipants))
+	if len(names) > meeting.MaxInvites {
+		return nil, badRequest(fmt.Sprintf("at most %d participants per request", meeting.MaxInvites))
 	}
 	seen := make(map[string]bool, len(names))
 	var out []string

@@ -69,7 +69,7 @@ func testFoldKeyOff(t *testing.T) {
 	}
 }
 
-// Usernames compare without case and identities are UUIDs in any case, on
+// Usernames compare without case and identities (UUIDs) in any case, on
 // SQLite as on MySQL.
 func TestNamesAndIdentitiesCompareWithoutCase(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, h *harness) {

@@ -111,7 +111,7 @@ func testJoin(t *testing.T, h *joinHarness) {
 			{"not an object", h.bob, `["x"]`, 400, "must be a JSON object"},
 			{"unknown field", h.bob, map[string]string{"identity": id, "room": "x"}, 400, `unknown field "room"`},
 			{"missing identity", h.bob, map[string]string{}, 400, "identity is required"},
-			{"bad identity", h.bob, map[string]string{"identity": "room-1"}, 400, "identity must be a meeting's UUID"},
+			{"bad identity", h.bob, map[string]string{"identity": "room 1"}, 400, "identity must be 1 to 64 characters"},
 			{"wrong type", h.bob, `{"identity":42}`, 400, "field identity must be a string"},
 			{"stranger", h.carol, map[string]string{"identity": id}, 403, "neither created it nor take part"},
 			{"unknown meeting", h.bob, map[string]string{"identity": unknown}, 404, "not found"},

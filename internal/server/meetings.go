@@ -16,6 +16,7 @@ type meetingReply struct {
 	Name               string `json:"name"`
 	BeginAt            int64  `json:"begin_at"`
 	EndAt              int64  `json:"end_at"`
+	MaxParticipants    int    `json:"max_participants"`
 	CreatorID          uint64 `json:"create_id"`
 	CreatedAt          int64  `json:"created_at"`
 	UpdatedAt          int64  `json:"updated_at"`
@@ -26,7 +27,7 @@ type meetingReply struct {
 func meetingOut(v meeting.View) meetingReply {
 	m := v.Meeting
 	return meetingReply{Identity: m.Identity, Name: m.Name, BeginAt: millis(m.BeginAt), EndAt: millis(m.EndAt),
-		CreatorID: m.CreatorID, CreatedAt: millis(m.CreatedAt), UpdatedAt: millis(m.UpdatedAt),
+		MaxParticipants: m.RoomLimit(), CreatorID: m.CreatorID, CreatedAt: millis(m.CreatedAt), UpdatedAt: millis(m.UpdatedAt),
 		Phase: string(v.Phase), ParticipantsOnline: v.ParticipantsOnline}
 }
 
@@ -79,8 +80,7 @@ func (a *API) listMeetings(c *gin.Context) {
 
 // identityParam reads and checks the identity query parameter.
 func identityParam(c *gin.Context) (string, error) {
-	id := c.Query("identity")
-	return strings.ToLower(id), checkIdentity(id)
+	return checkIdentity(c.Query("identity"))
 }
 
 type detailReply struct {
@@ -176,7 +176,8 @@ func (a *API) addMembers(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	if err := checkIdentity(in.Identity); err != nil {
+	id, err := checkIdentity(in.Identity)
+	if err != nil {
 		a.failErr(c, err)
 		return
 	}
@@ -185,7 +186,7 @@ func (a *API) addMembers(c *gin.Context) {
 		a.failErr(c, err)
 		return
 	}
-	users, err := a.meetings.AddMembers(c.Request.Context(), me(c), strings.ToLower(in.Identity), names)
+	users, err := a.meetings.AddMembers(c.Request.Context(), me(c), id, names)
 	if err != nil {
 		a.failErr(c, err)
 		return

@@ -16,6 +16,8 @@ import (
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"meeting.dev/meeting/internal/meeting"
 )
 
 // Store is the database of users and meetings.
@@ -65,7 +67,7 @@ func Open(ctx context.Context, databaseURL, dataDir string, log *slog.Logger) (*
 		_ = sqlDB.Close()
 		return nil, err
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, log); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
 	}
@@ -98,9 +100,35 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // migrate creates or upgrades the tables. It is idempotent and keeps the
 // rows of a database created with the seed's DDL.
-func (s *Store) migrate(ctx context.Context) error {
-	if err := s.db.WithContext(ctx).AutoMigrate(&User{}, &Meeting{}, &Member{}, &OutboxEntry{}, &ClusterRow{}); err != nil {
+//
+// Columns of the seed's DDL that are narrower than the models (room_basic's
+// identity and name) are widened. When room_basic gains max_participants,
+// its rows get the default, 50, or the number of their participants where
+// that is more (capped at meeting.MaxParticipantsLimit), so that every row
+// keeps within its limit.
+func (s *Store) migrate(ctx context.Context, log *slog.Logger) error {
+	db := s.db.WithContext(ctx)
+	m := db.Migrator()
+	hadLimit := m.HasTable(&Meeting{}) && m.HasColumn(&Meeting{}, "MaxParticipants")
+	if err := db.AutoMigrate(&User{}, &Meeting{}, &Member{}, &OutboxEntry{}, &ClusterRow{}); err != nil {
 		return fmt.Errorf("migrate database: %w", err)
+	}
+	if hadLimit {
+		return nil
+	}
+	const members = "(SELECT COUNT(*) FROM room_user WHERE room_user.rid = room_basic.id AND room_user.deleted_at IS NULL)"
+	res := db.Exec("UPDATE room_basic SET max_participants = CASE WHEN "+members+" > ? THEN ? ELSE "+members+" END WHERE "+members+" > max_participants",
+		meeting.MaxParticipantsLimit, meeting.MaxParticipantsLimit)
+	if res.Error != nil {
+		return fmt.Errorf("migrate database: set max_participants of existing meetings: %w", res.Error)
+	}
+	var over int64
+	if err := db.Model(&Meeting{}).Where(members + " > max_participants").Count(&over).Error; err != nil {
+		return fmt.Errorf("migrate database: check max_participants: %w", err)
+	}
+	if log != nil && (res.RowsAffected > 0 || over > 0) {
+		log.Warn("meetings with more participants than the default max_participants",
+			"raised", res.RowsAffected, "over_the_limit", over, "limit", meeting.MaxParticipantsLimit)
 	}
 	return nil
 }

@@ -18,12 +18,15 @@ var _ meeting.Store = (*Store)(nil)
 
 // CreateMeeting stores a meeting and its participants in one transaction,
 // filling in m's ID, CreatedAt and UpdatedAt. The creator takes part
-// without a room_user row. Identities are UUIDs, stored and compared in
-// lower case.
+// without a room_user row. Identities are stored and compared in lower
+// case; a deleted meeting's identity may be used again.
 func (s *Store) CreateMeeting(ctx context.Context, m *meeting.Meeting, participantIDs []uint64) error {
 	m.Identity = strings.ToLower(m.Identity)
 	row := meetingRow(*m)
 	err := s.writeTx(ctx, func(tx *gorm.DB) error {
+		if err := purgeDeleted(tx, row.Identity); err != nil {
+			return err
+		}
 		if err := tx.Create(&row).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return fmt.Errorf("meeting %s: %w", m.Identity, ErrConflict)
@@ -39,6 +42,32 @@ func (s *Store) CreateMeeting(ctx context.Context, m *meeting.Meeting, participa
 		return err
 	}
 	*m = meetingOut(row)
+	return nil
+}
+
+// purgeDeleted removes the soft-deleted row of identity, which would hold
+// the unique identity against a new meeting (its participants went with
+// the delete).
+func purgeDeleted(tx *gorm.DB, identity string) error {
+	err := tx.Unscoped().Where("identity = ? AND deleted_at IS NOT NULL", identity).Delete(&Meeting{}).Error
+	if err != nil {
+		return fmt.Errorf("purge deleted meeting %s: %w", identity, err)
+	}
+	return nil
+}
+
+// checkInvited refuses, with a *meeting.TooManyParticipantsError, a
+// meeting row whose participants outnumber its MaxParticipants. The count
+// is a locking read on MySQL: it sees the latest committed rows whatever
+// the transaction read before.
+func (s *Store) checkInvited(tx *gorm.DB, m Meeting) error {
+	var n int64
+	if err := s.forUpdate(tx.Model(&Member{})).Where("rid = ?", m.ID).Count(&n).Error; err != nil {
+		return fmt.Errorf("count participants: %w", err)
+	}
+	if n > int64(m.MaxParticipants) {
+		return &meeting.TooManyParticipantsError{Identity: m.Identity, Invited: int(n), Max: m.MaxParticipants}
+	}
 	return nil
 }
 
@@ -135,10 +164,13 @@ func escapeLike(s string) string {
 	return strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(s)
 }
 
-// UpdateMeeting applies change to a meeting and saves its name and times.
-// change sees the current row and may refuse it with an error, which is
-// returned as it is and nothing is written. The row is locked from read to
-// write, so concurrent updates apply one after another and none is lost.
+// UpdateMeeting applies change to a meeting and saves its name, times and
+// MaxParticipants. change sees the current row and may refuse it with an
+// error, which is returned as it is and nothing is written; so is a
+// *meeting.TooManyParticipantsError when MaxParticipants went below the
+// number of participants. The row is locked from read to write (as
+// AddParticipants locks it), so concurrent updates apply one after another
+// and none is lost.
 func (s *Store) UpdateMeeting(ctx context.Context, identity string, change func(*meeting.Meeting) error) (meeting.Meeting, error) {
 	var saved meeting.Meeting
 	err := s.writeTx(ctx, func(tx *gorm.DB) error {
@@ -150,8 +182,14 @@ func (s *Store) UpdateMeeting(ctx context.Context, identity string, change func(
 		if err := change(&m); err != nil {
 			return err
 		}
-		row.Name, row.BeginAt, row.EndAt = m.Name, m.BeginAt, m.EndAt
-		err = tx.Model(&row).Select("name", "begin_at", "end_at", "updated_at").Updates(&row).Error
+		lowered := m.RoomLimit() < row.MaxParticipants
+		row.Name, row.BeginAt, row.EndAt, row.MaxParticipants = m.Name, m.BeginAt, m.EndAt, m.RoomLimit()
+		if lowered {
+			if err := s.checkInvited(tx, row); err != nil {
+				return err
+			}
+		}
+		err = tx.Model(&row).Select("name", "begin_at", "end_at", "max_participants", "updated_at").Updates(&row).Error
 		if err != nil {
 			return fmt.Errorf("update meeting: %w", err)
 		}
@@ -213,11 +251,14 @@ func (s *Store) Participants(ctx context.Context, m meeting.Meeting) ([]meeting.
 }
 
 // AddParticipants adds users (by id) to a meeting; present ones stay, and
-// the creator gets no row.
+// the creator gets no row. It refuses, with a
+// *meeting.TooManyParticipantsError and nothing written, to leave more
+// participants than the meeting's MaxParticipants; the meeting's row is
+// locked meanwhile, so concurrent invitations cannot pass the cap together.
 func (s *Store) AddParticipants(ctx context.Context, meetingID uint64, userIDs []uint64) error {
 	return s.writeTx(ctx, func(tx *gorm.DB) error {
 		var m Meeting
-		err := tx.Take(&m, meetingID).Error
+		err := s.forUpdate(tx).Take(&m, meetingID).Error
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return fmt.Errorf("meeting %d: %w", meetingID, ErrNotFound)
 		}
@@ -227,7 +268,10 @@ func (s *Store) AddParticipants(ctx context.Context, meetingID uint64, userIDs [
 		if err := s.enqueue(tx, m.Identity, OpApply); err != nil {
 			return err
 		}
-		return addMembers(tx, m.ID, m.CreatorID, userIDs)
+		if err := addMembers(tx, m.ID, m.CreatorID, userIDs); err != nil {
+			return err
+		}
+		return s.checkInvited(tx, m)
 	})
 }
 

@@ -37,11 +37,16 @@ type Meeting struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	DeletedAt gorm.DeletedAt `gorm:"index"`
-	Identity  string         `gorm:"size:36;not null;uniqueIndex:idx_room_basic_identity"`
-	Name      string         `gorm:"size:100;not null"`
-	BeginAt   time.Time      `gorm:"not null;index:idx_room_basic_begin_at"`
-	EndAt     time.Time      `gorm:"not null"`
-	CreatorID uint64         `gorm:"column:create_id;not null;index:idx_room_basic_create_id"`
+	// Identity is up to 64 characters (meeting.MaxIdentityLen) and Name up
+	// to 200 (meeting.MaxNameRunes), as a Meeting resource's spec allows; the
+	// seed's DDL had 36 and 100, which migrate widens.
+	Identity  string    `gorm:"size:64;not null;uniqueIndex:idx_room_basic_identity"`
+	Name      string    `gorm:"size:200;not null"`
+	BeginAt   time.Time `gorm:"not null;index:idx_room_basic_begin_at"`
+	EndAt     time.Time `gorm:"not null"`
+	CreatorID uint64    `gorm:"column:create_id;not null;index:idx_room_basic_create_id"`
+	// MaxParticipants: rows from before the column get the default, 50.
+	MaxParticipants int `gorm:"column:max_participants;not null;default:50"`
 }
 
 // TableName keeps the seed's table name.
@@ -65,13 +70,13 @@ func (Member) TableName() string { return "room_user" }
 // meetingOut converts a row into the service's type.
 func meetingOut(r Meeting) meeting.Meeting {
 	return meeting.Meeting{ID: r.ID, Identity: r.Identity, Name: r.Name, BeginAt: r.BeginAt, EndAt: r.EndAt,
-		CreatorID: r.CreatorID, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		MaxParticipants: r.MaxParticipants, CreatorID: r.CreatorID, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 // meetingRow converts the service's type into a row.
 func meetingRow(m meeting.Meeting) Meeting {
 	return Meeting{ID: m.ID, Identity: m.Identity, Name: m.Name, BeginAt: m.BeginAt, EndAt: m.EndAt,
-		CreatorID: m.CreatorID, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
+		MaxParticipants: m.RoomLimit(), CreatorID: m.CreatorID, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
 }
 
 // accountOut converts a row into the service's type.

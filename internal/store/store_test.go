@@ -396,6 +396,46 @@ func TestSeedDatabaseUpgrades(t *testing.T) {
 	if err := s.AddParticipants(ctx, m.ID, guest); err != nil {
 		t.Fatal(err)
 	}
+	// The seed's room got the default limit, and the widened columns take
+	// what a Meeting resource allows: a 200-character name, a 64-character
+	// identity.
+	if m.MaxParticipants != 50 {
+		t.Errorf("seed meeting's max_participants = %d, want 50", m.MaxParticipants)
+	}
+	wide := meeting.Meeting{Identity: strings.Repeat("x", 64), Name: strings.Repeat("名", 200),
+		BeginAt: m.BeginAt, EndAt: m.EndAt, CreatorID: root.ID}
+	if err := s.CreateMeeting(ctx, &wide, nil); err != nil {
+		t.Fatalf("64-character identity and 200-character name in the seed's table: %v", err)
+	}
+	if got, err := s.Meeting(ctx, wide.Identity); err != nil || got.Name != wide.Name || got.MaxParticipants != 50 {
+		t.Errorf("read back: %q (%d), %v", got.Name, got.MaxParticipants, err)
+	}
+	if _, err := s.UpdateMeeting(ctx, m.Identity, func(m *meeting.Meeting) error {
+		m.Name = strings.Repeat("é", 200)
+		return nil
+	}); err != nil {
+		t.Fatalf("200-character name on the seed's row: %v", err)
+	}
+	if got, _ := s.Meeting(ctx, m.Identity); got.Name != strings.Repeat("é", 200) {
+		t.Errorf("seed row's name after the edit: %d characters", len([]rune(got.Name)))
+	}
+	// The columns are as wide as the model says, the identity still unique.
+	cols, err := s.DB().Migrator().ColumnTypes(&store.Meeting{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes := map[string]int64{}
+	for _, c := range cols {
+		n, _ := c.Length()
+		sizes[c.Name()] = n
+	}
+	if sizes["identity"] != 64 || sizes["name"] != 200 {
+		t.Errorf("column sizes after migration: identity %d, name %d; want 64 and 200", sizes["identity"], sizes["name"])
+	}
+	again := wide
+	if err := s.CreateMeeting(ctx, &again, nil); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("identity still unique after the migration: got %v, want ErrConflict", err)
+	}
 	// Opening again changes nothing.
 	s2, err := store.Open(ctx, url, "", nil)
 	if err != nil {
@@ -438,4 +478,165 @@ func TestSQLiteFileIsPrivate(t *testing.T) {
 	if mode(db) != 0o600 {
 		t.Errorf("an existing 0644 meeting.db was left %v", mode(db))
 	}
+}
+
+// A seed database whose room has more participants than the default limit
+// migrates with the limit raised to their number, so the row stays valid.
+func TestSeedRoomWithManyParticipantsKeepsThem(t *testing.T) {
+	url := storetest.NewDatabaseURL(t)
+	stmts := storetest.SeedStatements()
+	for i := 2; i <= 61; i++ {
+		stmts = append(stmts,
+			fmt.Sprintf("INSERT INTO user_basic(id, username, password) VALUES (%d, 'user%d', '8017d0408f41b75489701e3fb1c3e773')", i, i),
+			fmt.Sprintf("INSERT INTO room_user(rid, uid) VALUES (1, %d)", i))
+	}
+	storetest.Exec(t, url, stmts...)
+	s, err := store.Open(ctx, url, "", nil)
+	if err != nil {
+		t.Fatalf("migrating the seed's database: %v", err)
+	}
+	defer s.Close()
+	m, err := s.Meeting(ctx, "5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11")
+	if err != nil || m.MaxParticipants != 60 {
+		t.Fatalf("seed meeting with 60 participants: max_participants %d, %v; want 60", m.MaxParticipants, err)
+	}
+	var tooMany *meeting.TooManyParticipantsError
+	if err := s.AddParticipants(ctx, m.ID, []uint64{1}); err != nil {
+		t.Errorf("adding the creator (no row): %v", err)
+	}
+	mustUser(t, s, "one-more")
+	ids, _ := s.UserIDs(ctx, []string{"one-more"})
+	if err := s.AddParticipants(ctx, m.ID, ids); !errors.As(err, &tooMany) || tooMany.Invited != 61 || tooMany.Max != 60 {
+		t.Errorf("61st participant: %v", err)
+	}
+}
+
+// oldSQLiteSchema is room_basic as the store created it on SQLite before
+// identities of 64 and names of 200 characters, and before max_participants.
+var oldSQLiteSchema = []string{
+	"CREATE TABLE `user_basic` (`id` integer PRIMARY KEY AUTOINCREMENT,`created_at` datetime,`updated_at` datetime,`deleted_at` datetime,`username` varchar(100) NOT NULL,`password` varchar(255) NOT NULL,`token_generation` integer NOT NULL DEFAULT 0,`sdp` text)",
+	"CREATE UNIQUE INDEX `idx_user_basic_username` ON `user_basic`(`username`)",
+	"CREATE INDEX `idx_user_basic_deleted_at` ON `user_basic`(`deleted_at`)",
+	"CREATE TABLE `room_basic` (`id` integer PRIMARY KEY AUTOINCREMENT,`created_at` datetime,`updated_at` datetime,`deleted_at` datetime,`identity` varchar(36) NOT NULL,`name` varchar(100) NOT NULL,`begin_at` datetime NOT NULL,`end_at` datetime NOT NULL,`create_id` integer NOT NULL)",
+	"CREATE UNIQUE INDEX `idx_room_basic_identity` ON `room_basic`(`identity`)",
+	"CREATE INDEX `idx_room_basic_deleted_at` ON `room_basic`(`deleted_at`)",
+	"CREATE INDEX `idx_room_basic_begin_at` ON `room_basic`(`begin_at`)",
+	"CREATE INDEX `idx_room_basic_create_id` ON `room_basic`(`create_id`)",
+	"CREATE TABLE `room_user` (`id` integer PRIMARY KEY AUTOINCREMENT,`created_at` datetime,`updated_at` datetime,`deleted_at` datetime,`rid` integer NOT NULL,`uid` integer NOT NULL)",
+	"CREATE UNIQUE INDEX `idx_room_user_rid_uid` ON `room_user`(`rid`,`uid`)",
+	"CREATE INDEX `idx_room_user_uid` ON `room_user`(`uid`)",
+	"CREATE INDEX `idx_room_user_deleted_at` ON `room_user`(`deleted_at`)",
+	"INSERT INTO user_basic(id, username, password) VALUES (1, 'root', 'x'), (2, 'guest', 'x')",
+	"INSERT INTO room_basic(id, identity, name, begin_at, end_at, create_id) VALUES (1, '5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11', 'old standup', '2030-01-02 09:00:00', '2030-01-02 10:00:00', 1)",
+	"INSERT INTO room_user(rid, uid) VALUES (1, 2)",
+}
+
+func TestOldSQLiteDatabaseUpgrades(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meeting.db")
+	s, err := store.Open(ctx, "sqlite:"+path, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Replace the fresh tables with the old ones.
+	for _, q := range []string{"DROP TABLE room_user", "DROP TABLE room_basic", "DROP TABLE user_basic"} {
+		if err := s.DB().Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range oldSQLiteSchema {
+		if err := s.DB().Exec(q).Error; err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+
+	for i := 0; i < 2; i++ { // the second open finds nothing to do
+		s, err = store.Open(ctx, "sqlite:"+path, "", nil)
+		if err != nil {
+			t.Fatalf("open #%d of the old database: %v", i+1, err)
+		}
+		m, err := s.Meeting(ctx, "5f0c3c5e-6f55-4a39-9b34-0d6f0a1d2b11")
+		if err != nil || m.Name != "old standup" || m.MaxParticipants != 50 || m.BeginAt.Format(time.RFC3339) != "2030-01-02T09:00:00Z" {
+			t.Fatalf("old meeting after migration #%d: %+v, %v", i+1, m, err)
+		}
+		if users, err := s.Participants(ctx, m); err != nil || len(users) != 2 {
+			t.Fatalf("old meeting's participants: %+v, %v", users, err)
+		}
+		wide := meeting.Meeting{Identity: strings.Repeat(fmt.Sprint(i), 64), Name: strings.Repeat("名", 200),
+			BeginAt: m.BeginAt, EndAt: m.EndAt, CreatorID: 1}
+		if err := s.CreateMeeting(ctx, &wide, []uint64{2}); err != nil {
+			t.Fatalf("64-character identity: %v", err)
+		}
+		if got, err := s.Meeting(ctx, wide.Identity); err != nil || got.Name != wide.Name || got.MaxParticipants != 50 {
+			t.Errorf("read back: %+v, %v", got, err)
+		}
+		again := wide
+		if err := s.CreateMeeting(ctx, &again, nil); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("identity still unique after the migration: got %v, want ErrConflict", err)
+		}
+		s.Close()
+	}
+}
+
+func TestMaxParticipantsHeld(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		alice, bob, carol, dave := mustUser(t, s, "alice"), mustUser(t, s, "bob"), mustUser(t, s, "carol"), mustUser(t, s, "dave")
+		begin := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+		m := meeting.Meeting{Identity: "limits", Name: "limits", BeginAt: begin, EndAt: begin.Add(time.Hour), CreatorID: alice.ID, MaxParticipants: 2}
+		if err := s.CreateMeeting(ctx, &m, []uint64{alice.ID, bob.ID, carol.ID}); err != nil || m.MaxParticipants != 2 {
+			t.Fatalf("create 2 of 2: %+v, %v", m, err)
+		}
+		var tooMany *meeting.TooManyParticipantsError
+		if err := s.AddParticipants(ctx, m.ID, []uint64{dave.ID, bob.ID}); !errors.As(err, &tooMany) || !errors.Is(err, meeting.ErrInvalid) ||
+			tooMany.Invited != 3 || tooMany.Max != 2 || tooMany.Identity != "limits" {
+			t.Fatalf("third participant: %v", err)
+		}
+		if ok, _ := s.IsParticipant(ctx, m.ID, dave.ID); ok {
+			t.Error("a refused add wrote dave")
+		}
+		if _, err := s.UpdateMeeting(ctx, m.Identity, func(m *meeting.Meeting) error { m.MaxParticipants = 1; return nil }); !errors.As(err, &tooMany) ||
+			tooMany.Invited != 2 || tooMany.Max != 1 {
+			t.Fatalf("lower to 1 with 2 invited: %v", err)
+		}
+		if got, _ := s.Meeting(ctx, m.Identity); got.MaxParticipants != 2 {
+			t.Errorf("a refused update wrote max_participants %d", got.MaxParticipants)
+		}
+		got, err := s.UpdateMeeting(ctx, m.Identity, func(m *meeting.Meeting) error { m.MaxParticipants = 3; return nil })
+		if err != nil || got.MaxParticipants != 3 {
+			t.Fatalf("raise to 3: %+v, %v", got, err)
+		}
+		if err := s.AddParticipants(ctx, m.ID, []uint64{dave.ID}); err != nil {
+			t.Fatalf("third participant of 3: %v", err)
+		}
+		if got, _ := s.Meeting(ctx, m.Identity); got.MaxParticipants != 3 {
+			t.Errorf("max_participants read back %d", got.MaxParticipants)
+		}
+	})
+}
+
+// A deleted meeting's identity can be given to a new meeting.
+func TestDeletedIdentityIsFree(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, s *store.Store) {
+		alice := mustUser(t, s, "alice")
+		begin := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+		m := meeting.Meeting{Identity: "weekly", Name: "first", BeginAt: begin, EndAt: begin.Add(time.Hour), CreatorID: alice.ID}
+		if err := s.CreateMeeting(ctx, &m, nil); err != nil {
+			t.Fatal(err)
+		}
+		again := m
+		again.ID = 0
+		if err := s.CreateMeeting(ctx, &again, nil); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("taken identity: %v", err)
+		}
+		if err := s.DeleteMeeting(ctx, "weekly"); err != nil {
+			t.Fatal(err)
+		}
+		again.Name = "second"
+		if err := s.CreateMeeting(ctx, &again, nil); err != nil {
+			t.Fatalf("identity of a deleted meeting: %v", err)
+		}
+		if got, err := s.Meeting(ctx, "weekly"); err != nil || got.Name != "second" {
+			t.Errorf("got %+v, %v", got, err)
+		}
+	})
 }

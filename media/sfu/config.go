@@ -25,8 +25,13 @@ type Config struct {
 	Keys func(room string) ([]byte, error)
 	// Registerer receives the SFU's metrics; nil registers them nowhere.
 	Registerer prometheus.Registerer
-	// MaxParticipants caps each room (default 50).
+	// MaxParticipants caps each room (default 50) that RoomLimit does not.
 	MaxParticipants int
+	// RoomLimit, when set, returns the cap of a room (its meeting's
+	// maxParticipants); a result <= 0 means MaxParticipants. It is asked
+	// at each join, with no lock of the SFU held, so a changed cap applies
+	// to the next join.
+	RoomLimit func(room string) int
 	// DrainTimeout is how long Shutdown waits for participants to leave
 	// after telling them the server is closing (default 30s).
 	DrainTimeout time.Duration

@@ -18,9 +18,8 @@ var ErrRoomFull = errors.New("room is full")
 // Messages that describe a participant are sent under it, so that everyone
 // learns of state changes in the order they happened.
 type Room struct {
-	id  string
-	max int
-	m   *metrics
+	id string
+	m  *metrics
 
 	mu           sync.Mutex
 	participants map[string]*participant
@@ -32,22 +31,22 @@ type Room struct {
 	history [][]byte   // the last ChatHistory messages, oldest first
 }
 
-func newRoom(id string, max int, m *metrics) *Room {
-	return &Room{id: id, max: max, m: m,
+func newRoom(id string, m *metrics) *Room {
+	return &Room{id: id, m: m,
 		participants: map[string]*participant{}, tracks: map[string]*publishedTrack{}}
 }
 
 // ID is the meeting identity.
 func (r *Room) ID() string { return r.id }
 
-// add admits p unless the room is full and sends it joined (who and what
-// is there) and, once the room was warned, ending; under the room's lock, so
-// that nothing about the room reaches p before joined. It returns the
-// room's tracks.
-func (r *Room) add(p *participant, now func() time.Time) ([]*publishedTrack, error) {
+// add admits p unless the room holds max participants already and sends it
+// joined (who and what is there) and, once the room was warned, ending;
+// under the room's lock, so that nothing about the room reaches p before
+// joined. It returns the room's tracks.
+func (r *Room) add(p *participant, max int, now func() time.Time) ([]*publishedTrack, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.participants) >= r.max {
+	if len(r.participants) >= max {
 		return nil, ErrRoomFull
 	}
 	j := signal.Joined{Room: r.id, You: p.describeLocked(), Participants: make([]signal.Participant, 0, len(r.order)),

@@ -338,6 +338,12 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 		s.m.joins.WithLabelValues("error").Inc()
 		return nil, err
 	}
+	limit := s.cfg.MaxParticipants
+	if s.cfg.RoomLimit != nil {
+		if n := s.cfg.RoomLimit(c.Room); n > 0 {
+			limit = n
+		}
+	}
 	s.mu.Lock()
 	if s.draining || s.closed {
 		s.mu.Unlock()
@@ -354,11 +360,11 @@ func (s *SFU) join(conn *signal.Conn, c token.Claims) (*participant, error) {
 	r := s.rooms[c.Room]
 	created := r == nil
 	if created {
-		r = newRoom(c.Room, s.cfg.MaxParticipants, s.m)
+		r = newRoom(c.Room, s.m)
 		r.closesAt = s.warnings[c.Room]
 	}
 	p.room = r
-	tracks, err := r.add(p, s.cfg.Now) // sends joined (and ending)
+	tracks, err := r.add(p, limit, s.cfg.Now) // sends joined (and ending)
 	if err != nil {
 		s.mu.Unlock()
 		p.close()

@@ -6,9 +6,13 @@
 const USERNAME = /^[a-z0-9][a-z0-9._-]{2,99}$/;
 export const MIN_PASSWORD_BYTES = 8;
 export const MAX_PASSWORD_BYTES = 72;
-export const MAX_NAME_CHARS = 100;
+export const MAX_NAME_CHARS = 200;
 export const MAX_DURATION_MINUTES = 24 * 60;
-export const MAX_PARTICIPANTS = 200;
+// MAX_PARTICIPANTS is how many usernames one request may invite.
+export const MAX_PARTICIPANTS = 1000;
+// A meeting's max_participants: 1 to MAX_ROOM, DEFAULT_ROOM when not chosen.
+export const MAX_ROOM = 1000;
+export const DEFAULT_ROOM = 50;
 
 const bytes = (s) => new TextEncoder().encode(s).length;
 
@@ -46,6 +50,12 @@ export function checkMeetingName(name) {
   if (!name) return "Give the meeting a name.";
   if ([...name].length > MAX_NAME_CHARS) return `The name has ${[...name].length} characters; at most ${MAX_NAME_CHARS}.`;
   if (/[\p{Cc}\p{Cf}\uFFFD]/u.test(name)) return "The name must not contain control or invisible characters.";
+  return "";
+}
+
+// A meeting's max_participants, as the number the form read.
+export function checkMaxParticipants(n) {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_ROOM) return `Max participants must be a whole number from 1 to ${MAX_ROOM}.`;
   return "";
 }
 

@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import { h, replace, showError } from "../dom.js";
 import { navigate } from "../app.js";
-import { checkMeetingName, checkUsernames, MAX_DURATION_MINUTES, splitUsernames } from "../check.js";
+import { checkMaxParticipants, checkMeetingName, checkUsernames, DEFAULT_ROOM, MAX_DURATION_MINUTES, MAX_NAME_CHARS, MAX_ROOM, splitUsernames } from "../check.js";
 import { countdown, fromLocalInput, nextFiveMinutes, span, timeZone, toLocalInput } from "../when.js";
 import { alert, field, onSubmit, refuse } from "./ui.js";
 
@@ -113,17 +113,20 @@ export function meetingForm({ meeting, title, submitLabel, onSave, onCancel }) {
   const begin = meeting ? meeting.begin_at : nextFiveMinutes();
   const minutes = meeting ? Math.max(1, Math.round((meeting.end_at - meeting.begin_at) / 60000)) : 30;
   const startValue = toLocalInput(begin);
+  const maxValue = meeting?.max_participants || DEFAULT_ROOM;
   const submit = h("button", { id: "meeting-submit", type: "submit", class: "primary" }, submitLabel);
   const cancel = h("button", { id: "meeting-cancel", type: "button" }, "Cancel");
   const error = alert("meeting-error");
   const form = h("form", { id: "meeting-form", class: "card", novalidate: true },
     title && h("h1", {}, title),
-    field("Name", { id: "meeting-name", name: "name", required: true, maxlength: 100, autocomplete: "off", value: meeting?.name || "" }),
+    field("Name", { id: "meeting-name", name: "name", required: true, maxlength: MAX_NAME_CHARS, autocomplete: "off", value: meeting?.name || "" }),
     h("div", { class: "row" },
       field("Start", { id: "meeting-start", name: "start", type: "datetime-local", required: true, value: startValue }, `Your time zone: ${timeZone()}.`),
       field("Duration (minutes)", { id: "meeting-duration", name: "duration", type: "number", required: true, min: 1, max: MAX_DURATION_MINUTES, step: 1, inputmode: "numeric", value: String(minutes) })),
     !meeting && field("Participants", { id: "meeting-participants", name: "participants", autocomplete: "off", autocapitalize: "none", spellcheck: "false", placeholder: "alice, bob" },
       "Usernames, separated by commas or spaces. You can invite more later."),
+    field("Max participants", { id: "meeting-max", name: "max", type: "number", required: true, min: 1, max: MAX_ROOM, step: 1, inputmode: "numeric", value: String(maxValue) },
+      "Most people in the room at once; you can invite this many besides yourself."),
     error,
     h("div", { class: "actions" }, submit, cancel));
   cancel.addEventListener("click", () => onCancel());
@@ -140,9 +143,12 @@ export function meetingForm({ meeting, title, submitLabel, onSave, onCancel }) {
       const endAt = beginAt + dur * 60000;
       const timesChanged = !meeting || els.start.value !== startValue || dur !== minutes;
       refuse(timesChanged && endAt <= Date.now() ? "That meeting would already be over: choose a later start or a longer duration." : "", els.start);
+      const max = Number(els.max.value);
+      refuse(checkMaxParticipants(max), els.max);
       const m = {};
       if (!meeting || name !== meeting.name) m.name = name;
       if (timesChanged) { m.begin_at = beginAt; m.end_at = endAt; }
+      if (!meeting || max !== maxValue) m.max_participants = max;
       if (!meeting) {
         const names = splitUsernames(els.participants.value);
         refuse(checkUsernames(names), els.participants);
