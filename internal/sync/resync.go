@@ -89,9 +89,12 @@ func (s *Syncer) Resync(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("delete Meeting %s: %w", m.Name, err))
 			}
 		case !ours:
-			s.metrics.resyncDrift.WithLabelValues(driftImported).Inc()
 			if _, err := s.fromCluster(ctx, m.DeepCopy()); err != nil && !apierrors.IsConflict(err) {
 				errs = append(errs, err)
+			}
+			// Counted when it became a row (an unknown creator stays out).
+			if _, err := s.cfg.Store.SyncMeeting(ctx, identity); err == nil {
+				s.metrics.resyncDrift.WithLabelValues(driftImported).Inc()
 			}
 		case SpecDiffers(row, m):
 			s.metrics.resyncDrift.WithLabelValues(driftSpecDiffers).Inc()

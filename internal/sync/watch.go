@@ -135,13 +135,10 @@ func (s *Syncer) fromCluster(ctx context.Context, m *rtcv1alpha1.Meeting) (time.
 			Meeting: meeting.Meeting{
 				Identity: identity, Name: m.Spec.Title,
 				BeginAt: m.Spec.BeginAt.UTC(), EndAt: m.Spec.EndAt.UTC(),
-				CreatorID: creatorID, MaxParticipants: int(max(m.Spec.MaxParticipants, 1)),
+				CreatorID: creatorID, MaxParticipants: int(shapeOf(m.Spec, identity).max),
 			},
 			ParticipantIDs: participantIDs,
 			Cluster:        status,
-		}
-		if m.Spec.MaxParticipants == 0 {
-			in.Meeting.MaxParticipants = DefaultMaxParticipants
 		}
 		if hasRow && sameSecond(cur.Meeting.BeginAt, in.Meeting.BeginAt) {
 			in.Meeting.BeginAt = cur.Meeting.BeginAt // keep the row's milliseconds
@@ -217,4 +214,3 @@ func (s *Syncer) setSynced(ctx context.Context, m *rtcv1alpha1.Meeting, st metav
 	}
 	return nil
 }
-

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -104,6 +105,11 @@ func (s *Syncer) handleBatch(ctx context.Context, b store.OutboxBatch) bool {
 		attempts := b.Entries[0].Attempts
 		delay := s.backoff(attempts)
 		log.Info("apply failed; retrying", "op", op, "attempt", attempts+1, "retryIn", delay, "err", err.Error())
+		if attempts == 0 && op == store.OpApply {
+			// Once per failing run of this identity; the Meeting may not exist.
+			ref := &rtcv1alpha1.Meeting{ObjectMeta: metav1.ObjectMeta{Namespace: s.cfg.Namespace, Name: s.nameOf(ctx, b)}}
+			s.recorder.Eventf(ref, nil, corev1.EventTypeWarning, "ApplyFailed", "Apply", "applying the API's meeting %s failed: %s", b.Identity, truncate(err.Error(), 512))
+		}
 		if ferr := s.cfg.Store.FailOutbox(ctx, b.Identity, b.MaxID(), err, s.cfg.Now().Add(delay)); ferr != nil {
 			log.Error(ferr, "record outbox failure")
 		}
@@ -262,4 +268,15 @@ func (s *Syncer) dropFinalizer(ctx context.Context, m *rtcv1alpha1.Meeting) erro
 		return fmt.Errorf("remove finalizer of Meeting %s: %w", m.Name, err)
 	}
 	return nil
+}
+
+// nameOf is the resource name of a batch's meeting.
+func (s *Syncer) nameOf(ctx context.Context, b store.OutboxBatch) string {
+	if c, err := s.cfg.Store.ClusterRowOf(ctx, b.Identity); err == nil && c.Name != "" {
+		return c.Name
+	}
+	if n := b.Name(); n != "" {
+		return n
+	}
+	return ResourceName(b.Identity)
 }

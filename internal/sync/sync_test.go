@@ -1,0 +1,467 @@
+package sync_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	rtcv1alpha1 "meeting.dev/meeting/api/v1alpha1"
+	"meeting.dev/meeting/internal/meeting"
+	"meeting.dev/meeting/internal/store"
+	apisync "meeting.dev/meeting/internal/sync"
+)
+
+// REST create, edit and delete reach the Meeting: spec fields applied by the
+// meeting-api field manager, with the API's finalizer; the delete removes it.
+func TestRESTToCluster(t *testing.T) {
+	w := newWorld(t)
+	r := startSync(t, w, w.st, syncOpts{})
+	begin := time.Now().Add(24 * time.Hour).Truncate(time.Second).Add(123 * time.Millisecond)
+	m := w.restCreate(t, "Planning", begin, w.bob.ID, w.carol.ID)
+	name := apisync.ResourceName(m.Identity)
+
+	eventually(t, "Meeting created", func() error {
+		res, err := getMeeting(w.ns, name)
+		if err != nil {
+			return err
+		}
+		if res.Spec.Identity != m.Identity {
+			return fmt.Errorf("identity %q", res.Spec.Identity)
+		}
+		return specIs(res, "Planning", begin, "alice", "bob", "carol")
+	})
+	res, _ := getMeeting(w.ns, name)
+	if !controllerutil.ContainsFinalizer(res, apisync.Finalizer) {
+		t.Errorf("finalizers %v lack %s", res.Finalizers, apisync.Finalizer)
+	}
+	applied := false
+	for _, f := range res.ManagedFields {
+		if f.Manager == apisync.FieldManager && f.Operation == metav1.ManagedFieldsOperationApply {
+			applied = true
+			if s := string(f.FieldsV1.Raw); strings.Contains(s, "f:media") || !strings.Contains(s, "f:title") {
+				t.Errorf("meeting-api owns %s", s)
+			}
+		}
+	}
+	if !applied {
+		t.Errorf("no server-side apply by %s in %+v", apisync.FieldManager, res.ManagedFields)
+	}
+	eventually(t, "meeting_cluster row", func() error {
+		c, err := w.st.ClusterRowOf(bg, m.Identity)
+		if err != nil {
+			return err
+		}
+		if c.UID != string(res.UID) || c.Name != name {
+			return fmt.Errorf("cluster row %+v", c)
+		}
+		return nil
+	})
+	eventually(t, "Synced condition", func() error { return syncedIs(w.ns, name, metav1.ConditionTrue, apisync.ReasonSynced) })
+
+	// Edit: title, a participant removed; the row keeps its milliseconds.
+	w.restRename(t, m.Identity, "Planning v2")
+	if err := w.st.RemoveParticipant(bg, m.ID, w.carol.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Meeting edited", func() error {
+		res, err := getMeeting(w.ns, name)
+		if err != nil {
+			return err
+		}
+		return specIs(res, "Planning v2", begin, "alice", "bob")
+	})
+	if got, _ := w.st.Meeting(bg, m.Identity); !got.BeginAt.Equal(begin.UTC()) {
+		t.Errorf("row beginAt %s, want %s (milliseconds kept)", got.BeginAt, begin.UTC())
+	}
+	if err := hasEvent(t, w.ns, name, "Applied"); err != nil {
+		t.Error(err)
+	}
+
+	// Delete.
+	if err := w.st.DeleteMeeting(bg, m.Identity); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Meeting deleted", func() error { return gone(w.ns, name) })
+	eventually(t, "outbox empty", func() error {
+		if n, _, err := w.st.OutboxStats(bg); err != nil || n != 0 {
+			return fmt.Errorf("depth %d, %v", n, err)
+		}
+		return nil
+	})
+	if _, err := w.st.ClusterRowOf(bg, m.Identity); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("meeting_cluster after delete: %v", err)
+	}
+	if ok := r.counter(t, "meeting_sync_applies_total", "op", "apply", "result", "ok"); ok < 2 {
+		t.Errorf("applies ok %v, want at least 2", ok)
+	}
+	if del := r.counter(t, "meeting_sync_applies_total", "op", "delete", "result", "ok"); del != 1 {
+		t.Errorf("deletes ok %v, want 1", del)
+	}
+}
+
+func syncedIs(ns, name string, status metav1.ConditionStatus, reason string) error {
+	m, err := getMeeting(ns, name)
+	if err != nil {
+		return err
+	}
+	c := meta.FindStatusCondition(m.Status.Conditions, apisync.ConditionSynced)
+	if c == nil || c.Status != status || c.Reason != reason {
+		return fmt.Errorf("Synced condition %+v, want %s %s", c, status, reason)
+	}
+	return nil
+}
+
+// REST writes made while no sync runs (the cluster out of reach) are all
+// applied, in order, once it runs; and again across a restart on the same
+// database.
+func TestClusterUnreachableThenBack(t *testing.T) {
+	w := newWorld(t)
+	begin := time.Now().Add(48 * time.Hour).Truncate(time.Second)
+	a := w.restCreate(t, "a1", begin)
+	b := w.restCreate(t, "b1", begin, w.bob.ID)
+	w.restRename(t, a.Identity, "a2")
+	w.restRename(t, a.Identity, "a3")
+	c := w.restCreate(t, "c1", begin, w.carol.ID)
+	if err := w.st.DeleteMeeting(bg, b.Identity); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := w.st.OutboxStats(bg); n != 6 {
+		t.Fatalf("outbox depth %d before the sync runs, want 6", n)
+	}
+
+	r1 := startSync(t, w, w.st, syncOpts{})
+	eventually(t, "first sync converges", func() error {
+		if err := gone(w.ns, apisync.ResourceName(b.Identity)); err != nil {
+			return err
+		}
+		for id, title := range map[string]string{a.Identity: "a3", c.Identity: "c1"} {
+			m, err := getMeeting(w.ns, apisync.ResourceName(id))
+			if err != nil {
+				return err
+			}
+			if m.Spec.Title != title {
+				return fmt.Errorf("%s: title %q, want %q", id, m.Spec.Title, title)
+			}
+		}
+		if n, _, err := w.st.OutboxStats(bg); err != nil || n != 0 {
+			return fmt.Errorf("outbox depth %d, %v", n, err)
+		}
+		return nil
+	})
+	r1.stop(t)
+
+	// Down again: more writes, then a new process (store and manager) on the same database.
+	w.restRename(t, c.Identity, "c2")
+	if err := w.st.AddParticipants(bg, c.ID, []uint64{w.bob.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.DeleteMeeting(bg, a.Identity); err != nil {
+		t.Fatal(err)
+	}
+	d := w.restCreate(t, "d1", begin)
+	st2 := openStore(t, w.dbURL)
+	startSync(t, w, st2, syncOpts{})
+	eventually(t, "restarted sync converges", func() error {
+		if err := gone(w.ns, apisync.ResourceName(a.Identity)); err != nil {
+			return err
+		}
+		m, err := getMeeting(w.ns, apisync.ResourceName(c.Identity))
+		if err != nil {
+			return err
+		}
+		if err := specIs(m, "c2", begin, "alice", "bob", "carol"); err != nil {
+			return err
+		}
+		if _, err := getMeeting(w.ns, apisync.ResourceName(d.Identity)); err != nil {
+			return err
+		}
+		if n, _, err := st2.OutboxStats(bg); err != nil || n != 0 {
+			return fmt.Errorf("outbox depth %d, %v", n, err)
+		}
+		return nil
+	})
+}
+
+// kubectl creates, edits and deletes while the API is down; when the sync
+// starts, the rows follow.
+func TestKubectlWhileStopped(t *testing.T) {
+	w := newWorld(t)
+	begin := time.Now().Add(72 * time.Hour).Truncate(time.Second)
+	edited := w.restCreate(t, "edit me", begin, w.bob.ID)
+	deleted := w.restCreate(t, "delete me", begin)
+	r := startSync(t, w, w.st, syncOpts{})
+	for _, m := range []string{edited.Identity, deleted.Identity} {
+		eventually(t, "applied", func() error {
+			res, err := getMeeting(w.ns, apisync.ResourceName(m))
+			if err != nil {
+				return err
+			}
+			if !controllerutil.ContainsFinalizer(res, apisync.Finalizer) {
+				return errors.New("no finalizer yet")
+			}
+			return nil
+		})
+	}
+	r.stop(t)
+
+	// kubectl's side, while the API is down.
+	kube := kubeMeeting(w.ns, "from-kubectl", "alice", begin, "bob", "carol")
+	if err := shared.client.Create(bg, kube); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := getMeeting(w.ns, apisync.ResourceName(edited.Identity))
+	res.Spec.Title = "edited by kubectl"
+	res.Spec.Participants = []string{"carol"}
+	if err := shared.client.Update(bg, res); err != nil {
+		t.Fatal(err)
+	}
+	del, _ := getMeeting(w.ns, apisync.ResourceName(deleted.Identity))
+	if err := shared.client.Delete(bg, del); err != nil {
+		t.Fatal(err)
+	}
+	if err := gone(w.ns, del.Name); err == nil {
+		t.Fatal("the finalizer did not hold the deleted Meeting while the API was down")
+	}
+
+	r2 := startSync(t, w, w.st, syncOpts{})
+	eventually(t, "rows follow kubectl", func() error {
+		if err := rowIs(w.st, string(kube.UID), "kubectl from-kubectl", "bob", "carol"); err != nil {
+			return err
+		}
+		if err := rowIs(w.st, edited.Identity, "edited by kubectl", "carol"); err != nil {
+			return err
+		}
+		if err := noRow(w.st, deleted.Identity); err != nil {
+			return err
+		}
+		return gone(w.ns, del.Name)
+	})
+	eventually(t, "imported Meeting has the finalizer and Synced", func() error {
+		if err := syncedIs(w.ns, kube.Name, metav1.ConditionTrue, apisync.ReasonSynced); err != nil {
+			return err
+		}
+		return hasEvent(t, w.ns, kube.Name, "Imported")
+	})
+	eventually(t, "resync counted the import", func() error {
+		if n := r2.counter(t, "meeting_sync_resync_duration_seconds"); n < 1 {
+			return fmt.Errorf("%v resyncs", n)
+		}
+		return nil
+	})
+	// The imported meeting is then edited through REST: the apply keeps the
+	// resource's name and leaves spec.identity unset (its UID is the identity).
+	w.restRename(t, string(kube.UID), "renamed through REST")
+	eventually(t, "REST edit of an imported Meeting", func() error {
+		m, err := getMeeting(w.ns, kube.Name)
+		if err != nil {
+			return err
+		}
+		if m.Spec.Title != "renamed through REST" || m.Spec.Identity != "" {
+			return fmt.Errorf("title %q identity %q", m.Spec.Title, m.Spec.Identity)
+		}
+		return nil
+	})
+	// A kubectl delete with the sync running removes the row.
+	if err := shared.client.Delete(bg, kube); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "kubectl delete", func() error {
+		if err := noRow(w.st, string(kube.UID)); err != nil {
+			return err
+		}
+		return gone(w.ns, kube.Name)
+	})
+}
+
+// Unknown usernames: an unknown creator is not imported; unknown
+// participants are skipped; both are told in an Event and the condition.
+func TestUnknownUsers(t *testing.T) {
+	w := newWorld(t)
+	startSync(t, w, w.st, syncOpts{})
+	begin := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	noCreator := kubeMeeting(w.ns, "no-creator", "nobody", begin, "bob")
+	someUnknown := kubeMeeting(w.ns, "some-unknown", "alice", begin, "bob", "zed", "yann")
+	for _, m := range []*rtcv1alpha1.Meeting{noCreator, someUnknown} {
+		if err := shared.client.Create(bg, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "unknown creator reported", func() error {
+		if err := syncedIs(w.ns, noCreator.Name, metav1.ConditionFalse, apisync.ReasonUnknownCreator); err != nil {
+			return err
+		}
+		return hasEvent(t, w.ns, noCreator.Name, apisync.ReasonUnknownCreator)
+	})
+	if err := noRow(w.st, string(noCreator.UID)); err != nil {
+		t.Error(err)
+	}
+	eventually(t, "unknown participants skipped", func() error {
+		if err := syncedIs(w.ns, someUnknown.Name, metav1.ConditionFalse, apisync.ReasonUnknownUsers); err != nil {
+			return err
+		}
+		if err := hasEvent(t, w.ns, someUnknown.Name, apisync.ReasonUnknownUsers); err != nil {
+			return err
+		}
+		return rowIs(w.st, string(someUnknown.UID), "kubectl some-unknown", "bob")
+	})
+	m, _ := getMeeting(w.ns, someUnknown.Name)
+	c := meta.FindStatusCondition(m.Status.Conditions, apisync.ConditionSynced)
+	if !strings.Contains(c.Message, "yann") || !strings.Contains(c.Message, "zed") {
+		t.Errorf("condition message %q does not name the unknown users", c.Message)
+	}
+}
+
+// Edits from both sides at once converge to one value on both sides.
+func TestConflictConverges(t *testing.T) {
+	w := newWorld(t)
+	startSync(t, w, w.st, syncOpts{})
+	begin := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	m := w.restCreate(t, "start", begin)
+	name := apisync.ResourceName(m.Identity)
+	eventually(t, "applied", func() error { _, err := getMeeting(w.ns, name); return err })
+
+	for round := range 5 {
+		done := make(chan error, 1)
+		go func() {
+			done <- retryConflict(func() error {
+				res, err := getMeeting(w.ns, name)
+				if err != nil {
+					return err
+				}
+				res.Spec.Title = fmt.Sprintf("kubectl %d", round)
+				return shared.client.Update(bg, res)
+			})
+		}()
+		w.restRename(t, m.Identity, fmt.Sprintf("rest %d", round))
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "converged", func() error {
+			res, err := getMeeting(w.ns, name)
+			if err != nil {
+				return err
+			}
+			row, err := w.st.Meeting(bg, m.Identity)
+			if err != nil {
+				return err
+			}
+			if pending, _ := w.st.HasPending(bg, m.Identity); pending {
+				return errors.New("outbox entry pending")
+			}
+			if row.Name != res.Spec.Title {
+				return fmt.Errorf("row %q, resource %q", row.Name, res.Spec.Title)
+			}
+			return nil
+		})
+	}
+}
+
+func retryConflict(f func() error) error {
+	for range 50 {
+		err := f()
+		if err == nil || !strings.Contains(err.Error(), "the object has been modified") {
+			return err
+		}
+	}
+	return errors.New("too many conflicts")
+}
+
+// Two replicas with leader election: one runs the worker; when it stops,
+// the other takes over.
+func TestLeaderElection(t *testing.T) {
+	w := newWorld(t)
+	st2 := openStore(t, w.dbURL)
+	r1 := startSync(t, w, w.st, syncOpts{leaderElection: true})
+	r2 := startSync(t, w, st2, syncOpts{leaderElection: true})
+	begin := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	first := w.restCreate(t, "first", begin)
+	eventually(t, "first applied", func() error { _, err := getMeeting(w.ns, apisync.ResourceName(first.Identity)); return err })
+
+	var ok1, ok2 float64
+	eventually(t, "apply counted", func() error {
+		ok1 = r1.counter(t, "meeting_sync_applies_total", "op", "apply", "result", "ok")
+		ok2 = r2.counter(t, "meeting_sync_applies_total", "op", "apply", "result", "ok")
+		if ok1+ok2 == 0 {
+			return errors.New("no apply counted yet")
+		}
+		return nil
+	})
+	if (ok1 > 0) == (ok2 > 0) {
+		t.Fatalf("applies by replica: %v and %v; want exactly one leader applying", ok1, ok2)
+	}
+	leader, follower, followerStore := r1, r2, st2
+	if ok2 > 0 {
+		leader, follower, followerStore = r2, r1, w.st
+	}
+	leader.stop(t)
+	// Written through the follower's store (its Notify hook) and through the
+	// old leader's store alike: the new leader polls for other replicas' entries.
+	second := meetingVia(t, w, followerStore, "second", begin)
+	eventually(t, "the other replica takes over", func() error {
+		_, err := getMeeting(w.ns, apisync.ResourceName(second))
+		return err
+	})
+	eventually(t, "the new leader counted its apply", func() error {
+		if n := follower.counter(t, "meeting_sync_applies_total", "op", "apply", "result", "ok"); n < 1 {
+			return fmt.Errorf("the new leader applied %v", n)
+		}
+		return nil
+	})
+}
+
+func meetingVia(t *testing.T, w *world, st *store.Store, title string, begin time.Time) string {
+	t.Helper()
+	ww := *w
+	ww.st = st
+	return ww.restCreate(t, title, begin).Identity
+}
+
+// The operator runs alongside: its phase flows back into meeting_cluster.
+func TestOperatorPhaseFlowsBack(t *testing.T) {
+	w := newWorld(t)
+	startSync(t, w, w.st, syncOpts{operator: true})
+	m := w.restCreate(t, "later", time.Now().Add(time.Hour))
+	eventually(t, "Scheduled in meeting_cluster", func() error { return phaseIs(w.st, m.Identity, "Scheduled") })
+	// Moved to now: the operator starts the media (Starting until it is available).
+	if _, err := w.st.UpdateMeeting(bg, m.Identity, func(mm *meeting.Meeting) error {
+		mm.BeginAt = time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+		mm.EndAt = mm.BeginAt.Add(time.Hour)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Starting in meeting_cluster", func() error { return phaseIs(w.st, m.Identity, "Starting") })
+	res, err := getMeeting(w.ns, apisync.ResourceName(m.Identity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The operator's conditions and the API's Synced condition live side by side.
+	if meta.FindStatusCondition(res.Status.Conditions, rtcv1alpha1.ConditionReady) == nil {
+		t.Errorf("no Ready condition in %+v", res.Status.Conditions)
+	}
+	eventually(t, "Synced kept beside the operator's conditions", func() error {
+		return syncedIs(w.ns, res.Name, metav1.ConditionTrue, apisync.ReasonSynced)
+	})
+	var list rtcv1alpha1.MeetingList
+	if err := shared.client.List(bg, &list, client.InNamespace(w.ns)); err != nil || len(list.Items) != 1 {
+		t.Fatalf("Meetings %d, %v", len(list.Items), err)
+	}
+}
+
+func phaseIs(st *store.Store, identity, phase string) error {
+	c, err := st.ClusterRowOf(bg, identity)
+	if err != nil {
+		return err
+	}
+	if c.Phase != phase {
+		return fmt.Errorf("meeting_cluster phase %q, want %q", c.Phase, phase)
+	}
+	return nil
+}
