@@ -24,16 +24,23 @@ func (s *Syncer) runResync(ctx context.Context, mgr ctrl.Manager) error {
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		return nil // stopped before the cache synced
 	}
-	tick := time.NewTicker(s.cfg.ResyncPeriod)
-	defer tick.Stop()
+	retry := time.Second
 	for {
+		wait := s.cfg.ResyncPeriod
 		if err := s.Resync(ctx); err != nil && ctx.Err() == nil {
-			log.Error(err, "resync failed; next one at the next period")
+			// A failed resync runs again soon (1s, doubling), not a period later.
+			wait = min(retry, wait)
+			retry = min(2*retry, s.cfg.ResyncPeriod)
+			log.Error(err, "resync failed; retrying", "in", wait)
+		} else {
+			retry = time.Second
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-tick.C:
+		case <-t.C:
 		}
 	}
 }

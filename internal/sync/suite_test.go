@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +54,8 @@ var shared suite
 func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 
 func runSuite(m *testing.M) int {
+	// controller-runtime's process-wide logger; managers get their own.
+	ctrl.SetLogger(logr.Discard())
 	dir, err := os.MkdirTemp("", "meeting-sync-envtest-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -161,6 +165,8 @@ type syncOpts struct {
 	leaderElection bool
 	operator       bool
 	resync         time.Duration
+	// wrap, when set, wraps the manager's transport (to cut the API server off).
+	wrap func(http.RoundTripper) http.RoundTripper
 }
 
 // startSync starts a manager for the world's namespace running the sync
@@ -185,6 +191,9 @@ func startSync(t *testing.T, w *world, st *store.Store, o syncOpts) *running {
 		opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod = &lease, &renew, &retry
 	}
 	cfg := rest.CopyConfig(shared.env.Config)
+	if o.wrap != nil {
+		cfg.Wrap(o.wrap)
+	}
 	mgr, err := ctrl.NewManager(cfg, opts)
 	if err != nil {
 		t.Fatalf("new manager: %v", err)
@@ -385,4 +394,18 @@ func testLogger(t *testing.T) logr.Logger {
 		return logr.Discard()
 	}
 	return logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).WithName(t.Name())
+}
+
+// cutOff fails every write to the API server while down is true, as an
+// unreachable API server would; reads (the cache) keep working.
+type cutOff struct {
+	next http.RoundTripper
+	down *atomic.Bool
+}
+
+func (c cutOff) RoundTrip(req *http.Request) (*http.Response, error) {
+	if c.down.Load() && req.Method != http.MethodGet {
+		return nil, errors.New("dial tcp 127.0.0.1: connect: connection refused (cut off by the test)")
+	}
+	return c.next.RoundTrip(req)
 }

@@ -3,7 +3,9 @@ package sync_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	rtcv1alpha1 "meeting.dev/meeting/api/v1alpha1"
 	"meeting.dev/meeting/internal/meeting"
 	"meeting.dev/meeting/internal/store"
+	"meeting.dev/meeting/internal/store/storetest"
 	apisync "meeting.dev/meeting/internal/sync"
 )
 
@@ -98,12 +101,15 @@ func TestRESTToCluster(t *testing.T) {
 	if _, err := w.st.ClusterRowOf(bg, m.Identity); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("meeting_cluster after delete: %v", err)
 	}
-	if ok := r.counter(t, "meeting_sync_applies_total", "op", "apply", "result", "ok"); ok < 2 {
-		t.Errorf("applies ok %v, want at least 2", ok)
-	}
-	if del := r.counter(t, "meeting_sync_applies_total", "op", "delete", "result", "ok"); del != 1 {
-		t.Errorf("deletes ok %v, want 1", del)
-	}
+	eventually(t, "applies counted", func() error {
+		// The counters move just after the outbox acknowledgement.
+		ok := r.counter(t, "meeting_sync_applies_total", "op", "apply", "result", "ok")
+		del := r.counter(t, "meeting_sync_applies_total", "op", "delete", "result", "ok")
+		if ok < 2 || del != 1 {
+			return fmt.Errorf("applies ok %v (want >= 2), deletes ok %v (want 1)", ok, del)
+		}
+		return nil
+	})
 }
 
 func syncedIs(ns, name string, status metav1.ConditionStatus, reason string) error {
@@ -209,6 +215,12 @@ func TestKubectlWhileStopped(t *testing.T) {
 			return nil
 		})
 	}
+	eventually(t, "outbox acknowledged", func() error {
+		if n, _, err := w.st.OutboxStats(bg); err != nil || n != 0 {
+			return fmt.Errorf("outbox depth %d, %v", n, err)
+		}
+		return nil
+	})
 	r.stop(t)
 
 	// kubectl's side, while the API is down.
@@ -464,4 +476,132 @@ func phaseIs(st *store.Store, identity, phase string) error {
 		return fmt.Errorf("meeting_cluster phase %q, want %q", c.Phase, phase)
 	}
 	return nil
+}
+
+// The API server refuses the worker's writes (unreachable) while REST
+// writes go on: the entries stay, failures are counted and retried, and once
+// it is back everything is applied, each identity in order.
+func TestApplyRetriesUntilClusterBack(t *testing.T) {
+	w := newWorld(t)
+	var down atomic.Bool
+	down.Store(true)
+	r := startSync(t, w, w.st, syncOpts{wrap: func(rt http.RoundTripper) http.RoundTripper { return cutOff{next: rt, down: &down} }})
+	begin := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	a := w.restCreate(t, "a1", begin)
+	b := w.restCreate(t, "b1", begin, w.bob.ID)
+	w.restRename(t, a.Identity, "a2")
+	w.restRename(t, a.Identity, "a3")
+	eventually(t, "failures counted and retried", func() error {
+		if n := r.counter(t, "meeting_sync_applies_total", "op", "apply", "result", "error"); n < 2 {
+			return fmt.Errorf("%v failed applies", n)
+		}
+		batches, err := w.st.DueOutbox(bg, time.Now().Add(time.Hour), 100)
+		if err != nil {
+			return err
+		}
+		if len(batches) != 2 || len(batches[0].Entries) != 3 || batches[0].Entries[0].Attempts < 1 ||
+			!strings.Contains(batches[0].Entries[0].LastError, "connection refused") {
+			return fmt.Errorf("outbox %+v", batches)
+		}
+		if d := r.counter(t, "meeting_sync_outbox_depth"); d != 4 {
+			return fmt.Errorf("depth gauge %v, want 4", d)
+		}
+		return nil
+	})
+	if _, err := getMeeting(w.ns, apisync.ResourceName(a.Identity)); err == nil {
+		t.Fatal("a Meeting exists although every write was refused")
+	}
+	down.Store(false)
+	eventually(t, "converged once the API server is back", func() error {
+		m, err := getMeeting(w.ns, apisync.ResourceName(a.Identity))
+		if err != nil {
+			return err
+		}
+		if err := specIs(m, "a3", begin, "alice"); err != nil {
+			return err
+		}
+		m, err = getMeeting(w.ns, apisync.ResourceName(b.Identity))
+		if err != nil {
+			return err
+		}
+		if err := specIs(m, "b1", begin, "alice", "bob"); err != nil {
+			return err
+		}
+		if d := r.counter(t, "meeting_sync_outbox_depth"); d != 0 {
+			return fmt.Errorf("depth gauge %v", d)
+		}
+		return nil
+	})
+}
+
+// The resync's rules for what changed while the API was down: a row that
+// vanished deletes its resource, a resource that vanished deletes its row,
+// a row never in the cluster is applied.
+func TestResyncRules(t *testing.T) {
+	w := newWorld(t)
+	begin := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	x := w.restCreate(t, "row will vanish", begin)
+	y := w.restCreate(t, "resource will vanish", begin)
+	r1 := startSync(t, w, w.st, syncOpts{})
+	for _, id := range []string{x.Identity, y.Identity} {
+		eventually(t, "applied and known", func() error {
+			c, err := w.st.ClusterRowOf(bg, id)
+			if err != nil {
+				return err
+			}
+			if c.UID == "" {
+				return errors.New("no UID yet")
+			}
+			// Acknowledged too: a pending apply would bring y back (rightly).
+			if n, _, err := w.st.OutboxStats(bg); err != nil || n != 0 {
+				return fmt.Errorf("outbox depth %d, %v", n, err)
+			}
+			return nil
+		})
+	}
+	r1.stop(t)
+
+	storetest.Exec(t, w.dbURL, "DELETE FROM room_basic WHERE identity = '"+x.Identity+"'")
+	ym, err := getMeeting(w.ns, apisync.ResourceName(y.Identity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	controllerutil.RemoveFinalizer(ym, apisync.Finalizer)
+	if err := shared.client.Update(bg, ym); err != nil {
+		t.Fatal(err)
+	}
+	if err := shared.client.Delete(bg, ym); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "y deleted", func() error { return gone(w.ns, ym.Name) })
+	// A row written without the outbox (as by a version without the sync).
+	plain, err := store.Open(bg, w.dbURL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	z := meeting.Meeting{Identity: "never-applied", Name: "z", BeginAt: begin, EndAt: begin.Add(time.Hour), CreatorID: w.alice.ID, MaxParticipants: 50}
+	if err := plain.CreateMeeting(bg, &z, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	r2 := startSync(t, w, w.st, syncOpts{})
+	eventually(t, "resync converged", func() error {
+		if err := gone(w.ns, apisync.ResourceName(x.Identity)); err != nil {
+			return err
+		}
+		if err := noRow(w.st, y.Identity); err != nil {
+			return err
+		}
+		m, err := getMeeting(w.ns, apisync.ResourceName("never-applied"))
+		if err != nil {
+			return err
+		}
+		return specIs(m, "z", begin, "alice")
+	})
+	for _, kind := range []string{"row_vanished", "resource_vanished", "never_applied"} {
+		if n := r2.counter(t, "meeting_sync_resync_drift_total", "kind", kind); n < 1 {
+			t.Errorf("drift %s counted %v times", kind, n)
+		}
+	}
 }
