@@ -605,3 +605,44 @@ func TestResyncRules(t *testing.T) {
 		}
 	}
 }
+
+// A second Meeting with an identity another one holds is refused with
+// Synced=False, reason Conflict; its deletion leaves the first one's row.
+func TestDuplicateIdentity(t *testing.T) {
+	w := newWorld(t)
+	startSync(t, w, w.st, syncOpts{})
+	begin := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	first := kubeMeeting(w.ns, "first", "alice", begin, "bob")
+	first.Spec.Identity = "dup-1"
+	if err := shared.client.Create(bg, first); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "first imported", func() error {
+		if err := rowIs(w.st, "dup-1", "kubectl first", "bob"); err != nil {
+			return err
+		}
+		return syncedIs(w.ns, "first", metav1.ConditionTrue, apisync.ReasonSynced)
+	})
+	second := kubeMeeting(w.ns, "second", "bob", begin)
+	second.Spec.Identity = "dup-1"
+	if err := shared.client.Create(bg, second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "second refused", func() error {
+		if err := syncedIs(w.ns, "second", metav1.ConditionFalse, apisync.ReasonConflict); err != nil {
+			return err
+		}
+		return hasEvent(t, w.ns, "second", apisync.ReasonConflict)
+	})
+	if err := shared.client.Delete(bg, second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "second deleted", func() error { return gone(w.ns, "second") })
+	if err := rowIs(w.st, "dup-1", "kubectl first", "bob"); err != nil {
+		t.Fatalf("the first Meeting's row after the duplicate's delete: %v", err)
+	}
+	m, err := getMeeting(w.ns, "first")
+	if err != nil || !controllerutil.ContainsFinalizer(m, apisync.Finalizer) {
+		t.Fatalf("first: %v, %v", m, err)
+	}
+}

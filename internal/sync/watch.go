@@ -157,7 +157,9 @@ func (s *Syncer) fromCluster(ctx context.Context, m *rtcv1alpha1.Meeting) (time.
 			reason, note = "Imported", "imported the Meeting as the API's meeting %s"
 		}
 		s.recorder.Eventf(m, nil, corev1.EventTypeNormal, reason, "Sync", note, identity)
-		s.metrics.lag.WithLabelValues("from_cluster").Observe(max(now.Sub(lastWrite(m)).Seconds(), 0))
+		if t, ok := lastWrite(m, !hasRow); ok {
+			s.metrics.lag.WithLabelValues("from_cluster").Observe(max(now.Sub(t).Seconds(), 0))
+		}
 		log.Info("row follows its Meeting", "reason", reason)
 	case !hasKnown || !sameStatus(known, status):
 		if err := s.cfg.Store.SetClusterRow(ctx, status); err != nil {
@@ -181,16 +183,20 @@ func (s *Syncer) fromCluster(ctx context.Context, m *rtcv1alpha1.Meeting) (time.
 
 func sameSecond(a, b time.Time) bool { return a.Unix() == b.Unix() }
 
-// lastWrite is when the Meeting's spec or metadata were last written, as far
-// as its managed fields tell (second precision), else its creation.
-func lastWrite(m *rtcv1alpha1.Meeting) time.Time {
-	t := m.CreationTimestamp.Time
+// lastWrite is when the Meeting was last written by someone other than the
+// API, as its managed fields tell (second precision); for a new Meeting its
+// creation. ok is false when it cannot tell (a cache that strips managed
+// fields), and no lag is observed then.
+func lastWrite(m *rtcv1alpha1.Meeting, created bool) (t time.Time, ok bool) {
+	if created {
+		t, ok = m.CreationTimestamp.Time, true
+	}
 	for _, f := range m.ManagedFields {
-		if f.Manager != FieldManager && f.Time != nil && f.Time.After(t) && f.Subresource == "" {
-			t = f.Time.Time
+		if f.Manager != FieldManager && f.Time != nil && f.Subresource == "" && f.Time.After(t) {
+			t, ok = f.Time.Time, true
 		}
 	}
-	return t
+	return t, ok
 }
 
 // setSynced sets the API's Synced condition with a status patch carrying
