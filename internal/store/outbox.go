@@ -154,8 +154,13 @@ func (b OutboxBatch) Name() string {
 // groups whose oldest entry is due at now: an identity in back-off holds
 // its later entries back, so an identity's changes are applied in order.
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxBatch, error) {
+	db := s.db.WithContext(ctx)
+	// Only identities whose oldest entry is due: one in back-off neither
+	// comes back nor takes a place in the limit.
+	oldest := db.Model(&OutboxEntry{}).Select("MIN(id)").Group("identity")
+	due := db.Model(&OutboxEntry{}).Select("identity").Where("id IN (?) AND next_attempt_at <= ?", oldest, now.UTC())
 	var rows []OutboxEntry
-	if err := s.db.WithContext(ctx).Order("id").Limit(limit).Find(&rows).Error; err != nil {
+	if err := db.Where("identity IN (?)", due).Order("id").Limit(limit).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
 	idx := map[string]int{}
@@ -169,13 +174,7 @@ func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]Outb
 		}
 		batches[i].Entries = append(batches[i].Entries, e)
 	}
-	due := batches[:0]
-	for _, b := range batches {
-		if !b.Entries[0].NextAttemptAt.After(now) {
-			due = append(due, b)
-		}
-	}
-	return due, nil
+	return batches, nil
 }
 
 // AckOutbox removes the entries of identity up to maxID: they are in the cluster.
