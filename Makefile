@@ -3,7 +3,7 @@
 GO ?= go
 BIN ?= bin
 
-.PHONY: all build run test bench screenshots generate verify fmt vet
+.PHONY: all build run test bench screenshots generate verify fmt vet chart-files
 
 all: build
 
@@ -34,7 +34,19 @@ generate: ## regenerate code and manifests
 	  $$CG object paths=./api/... && \
 	  $$CG crd paths=./api/... output:crd:artifacts:config=config/crd/bases && \
 	  $$CG rbac:roleName=meeting-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(MAKE) chart-files
+
+chart-files: ## copy the generated CRD and RBAC rules into the Helm chart (charts/meeting/files)
+	@# The chart renders its CRD and its roles' rules from these copies (a chart cannot read ../../config).
+	cp config/crd/bases/rtc.meeting.dev_meetings.yaml charts/meeting/files/crds/
+	cp config/rbac/role.yaml charts/meeting/files/rbac/operator-role.yaml
+	cp config/rbac/leader_election_role.yaml charts/meeting/files/rbac/operator-leader-election-role.yaml
+	cp config/rbac/api/role.yaml charts/meeting/files/rbac/api-role.yaml
 
 verify: generate ## fail when generated files drift from the sources (changed or new)
-	@drift=$$(git status --porcelain -- api config); \
-	if [ -n "$$drift" ]; then echo "generated files drifted: run make generate and commit" >&2; echo "$$drift" >&2; git diff -- api config >&2; exit 1; fi
+	@drift=$$(git status --porcelain -- api config charts); \
+	if [ -n "$$drift" ]; then echo "generated files drifted: run make generate and commit" >&2; echo "$$drift" >&2; git diff -- api config charts >&2; exit 1; fi
+	@# The chart: lint with every values file it ships (schema, templates, NOTES).
+	H=$$(hack/install-k8s-tools.sh helm)/helm && \
+	  $$H lint --strict charts/meeting && \
+	  for f in charts/meeting/ci/*.yaml; do $$H lint --strict charts/meeting -f $$f || exit 1; done
