@@ -3,7 +3,7 @@
 GO ?= go
 BIN ?= bin
 
-.PHONY: all build run test bench screenshots generate verify fmt vet chart-files
+.PHONY: all build run test bench screenshots generate verify fmt vet chart-files demo
 
 all: build
 
@@ -18,6 +18,9 @@ test: ## every test, installing what the tests need
 
 screenshots: ## the browser call test's screenshots into docs/images (call.png is the README's)
 	$(GO) test -count=1 -run 'TestCall$$' ./test/browser -update
+
+demo: ## the local cluster, the chart installed on it, and a Meeting moving to Running (hack/demo.sh)
+	hack/demo.sh
 
 bench: ## benchmarks that print the performance figures
 	hack/bench.sh
