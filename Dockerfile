@@ -23,6 +23,7 @@ FROM scratch
 ARG VERSION=0.0.0-dev
 ARG REVISION=unknown
 COPY --from=build /rootfs/ /
+COPY --from=build --chown=65532:65532 /rootfs/home/nonroot /home/nonroot
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /usr/share/zoneinfo /usr/share/zoneinfo
 COPY --from=build /out/meeting /usr/local/bin/meeting
