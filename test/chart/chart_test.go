@@ -230,7 +230,7 @@ func TestCRD(t *testing.T) {
 		t.Fatal(err)
 	}
 	crd := find(t, objects(t, render(t, "meeting", "meeting-system")), "CustomResourceDefinition", "meetings.rtc.meeting.dev")
-	if !reflect.DeepEqual(crd.Object["spec"], want["spec"]) {
+	if !reflect.DeepEqual(viaJSON(t, crd.Object["spec"]), viaJSON(t, want["spec"])) {
 		t.Error("the chart's CRD spec differs from config/crd/bases (run make generate)")
 	}
 	if got := crd.GetAnnotations()["helm.sh/resource-policy"]; got != "keep" {
@@ -288,6 +288,21 @@ func TestPodsHardened(t *testing.T) {
 			t.Errorf("API args lack %s: %s", w, joined)
 		}
 	}
+}
+
+// viaJSON returns v as encoding/json decodes it (every number a float64), so
+// that values decoded by different YAML decoders compare equal.
+func viaJSON(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func toStrings(v any) []string {
