@@ -75,6 +75,9 @@ func (c *apiConfig) register(fs *flag.FlagSet) {
 	if c.standalone {
 		c.media.register(fs)
 	} else {
+		if c.sync.namespaceFile == "" { // not set up by defaultSyncConfig
+			c.sync = defaultSyncConfig()
+		}
 		c.sync.register(fs)
 	}
 	c.log.register(fs, "text")
