@@ -154,6 +154,7 @@ func (w *world) restRename(t *testing.T, identity, title string) {
 
 // running is a manager running the sync.
 type running struct {
+	mgr     manager.Manager
 	syncer  *apisync.Syncer
 	metrics *prometheus.Registry
 	cancel  context.CancelFunc
@@ -214,7 +215,7 @@ func startSync(t *testing.T, w *world, st *store.Store, o syncOpts) *running {
 		}
 	}
 	ctx, cancel := context.WithCancel(bg)
-	r := &running{syncer: s, metrics: reg, cancel: cancel, done: make(chan error, 1)}
+	r := &running{mgr: mgr, syncer: s, metrics: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- mgr.Start(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r
