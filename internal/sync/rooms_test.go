@@ -334,7 +334,9 @@ func newEchoSFU(t *testing.T) *echoSFU {
 	return e
 }
 
-func (e *echoSFU) signalURL() string { return "ws://" + strings.TrimPrefix(e.srv.URL, "http://") + "/ws" }
+func (e *echoSFU) signalURL() string {
+	return "ws://" + strings.TrimPrefix(e.srv.URL, "http://") + "/ws"
+}
 
 func dialWS(u, origin string) (*websocket.Conn, *http.Response, error) {
 	h := http.Header{}
