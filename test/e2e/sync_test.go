@@ -35,7 +35,7 @@ type cluster struct {
 	kubectl string
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	if os.Getenv(testenv.AssetsVar) == "" && os.Getenv("CI") == "" {
 		t.Skip(testenv.ErrNoAssets) // under CI it must be there: testenv.Start fails below
@@ -65,7 +65,7 @@ func startCluster(t *testing.T) *cluster {
 }
 
 // run runs kubectl against the cluster and returns its standard output.
-func (c *cluster) run(t *testing.T, stdin string, args ...string) (string, error) {
+func (c *cluster) run(t testing.TB, stdin string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(c.kubectl, append([]string{"--kubeconfig", c.env.Kubeconfig}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -77,7 +77,7 @@ func (c *cluster) run(t *testing.T, stdin string, args ...string) (string, error
 	return out.String(), nil
 }
 
-func (c *cluster) kubectlOK(t *testing.T, stdin string, args ...string) string {
+func (c *cluster) kubectlOK(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
 	out, err := c.run(t, stdin, args...)
 	if err != nil {
@@ -87,7 +87,7 @@ func (c *cluster) kubectlOK(t *testing.T, stdin string, args ...string) string {
 }
 
 // waitFor retries f until it returns nil; the bound only guards hangs.
-func waitFor(t *testing.T, what string, f func() error) {
+func waitFor(t testing.TB, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var err error
@@ -102,7 +102,7 @@ func waitFor(t *testing.T, what string, f func() error) {
 
 // markAvailable sets a Deployment's status as the deployment controller
 // does once its pod is ready (envtest runs no controller-manager or kubelet).
-func (c *cluster) markAvailable(t *testing.T, ns, name string) {
+func (c *cluster) markAvailable(t testing.TB, ns, name string) {
 	t.Helper()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var d appsv1.Deployment
