@@ -147,7 +147,9 @@ type arrivals struct {
 	wake chan struct{}
 }
 
-func newArrivals() *arrivals { return &arrivals{at: map[string]time.Time{}, wake: make(chan struct{}, 1)} }
+func newArrivals() *arrivals {
+	return &arrivals{at: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+}
 
 func (a *arrivals) arrive(id string) {
 	a.mu.Lock()
