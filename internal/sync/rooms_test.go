@@ -420,6 +420,9 @@ func TestSignalProxy(t *testing.T) {
 		if n := sfu.open.Load(); n != 0 {
 			return fmt.Errorf("%d open at the SFU", n)
 		}
+		if n := gather(t, reg, "meeting_api_signal_proxy_connections", "", ""); n != 0 {
+			return fmt.Errorf("%v proxied connections counted", n)
+		}
 		return nil
 	})
 	for len(sfu.conns) > 0 {
