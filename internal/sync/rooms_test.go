@@ -420,7 +420,7 @@ func TestSignalProxy(t *testing.T) {
 		if n := sfu.open.Load(); n != 0 {
 			return fmt.Errorf("%d open at the SFU", n)
 		}
-		if n := gather(t, reg, "meeting_api_signal_proxy_connections", "", ""); n != 0 {
+		if n := gather(t, reg, "meeting_api_signal_proxy_connections"); n != 0 {
 			return fmt.Errorf("%v proxied connections counted", n)
 		}
 		return nil
@@ -490,8 +490,8 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func gather(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+func gather(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	r := &running{metrics: reg}
-	return r.counter(t, name, label, value)
+	return r.counter(t, name, labels...)
 }
