@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,6 +96,9 @@ func NewProxy(ctx context.Context, cfg ProxyConfig) (*Proxy, error) {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.Proxy = nil // an HTTP proxy of the environment must not see room traffic
 		t.ResponseHeaderTimeout = 10 * time.Second
+		// A WebSocket upgrade is HTTP/1.1 only, also to a wss:// SFU.
+		t.ForceAttemptHTTP2 = false
+		t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 		cfg.Transport = t
 	}
 	p := &Proxy{cfg: cfg, origins: origins, slots: make(chan struct{}, cfg.MaxConns), base: ctx,
