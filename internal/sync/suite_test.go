@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +57,7 @@ func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 func runSuite(m *testing.M) int {
 	// controller-runtime's process-wide logger; managers get their own.
 	ctrl.SetLogger(logr.Discard())
+	gin.SetMode(gin.ReleaseMode) // the REST API of the Rooms tests, without its route listing
 	dir, err := os.MkdirTemp("", "meeting-sync-envtest-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
