@@ -325,21 +325,19 @@ func TestInstallOnLocalCluster(t *testing.T) {
 	for _, name := range []string{"meeting-operator", "meeting-api"} {
 		before[name] = currentReplicaSet(t, cl, ns, name)
 	}
-	mustRun(t, nil, "helm", kc, "upgrade", rel, chartDir(), "-n", ns, "--reuse-values", "--wait", "--timeout=5m",
-		"--set", "media.endGrace=10s")
+	mustRun(t, nil, "helm", kc, "upgrade", rel, chartDir(), "-n", ns, "--reuse-values", "--set", "media.endGrace=10s")
 	for _, name := range []string{"meeting-operator", "meeting-api"} {
-		rs := currentReplicaSet(t, cl, ns, name)
-		if rs == before[name] {
-			t.Errorf("helm upgrade did not roll %s out: ReplicaSet still %s", name, rs)
-		}
-		d, err := cl.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !available(d) || !strings.Contains(strings.Join(d.Spec.Template.Spec.Containers[0].Args, " "), "--end-grace=10s") {
-			t.Errorf("%s after the upgrade: available %v, args %v", name, available(d), d.Spec.Template.Spec.Containers[0].Args)
-		}
-		t.Logf("%s rolled out: ReplicaSet %s -> %s", name, before[name], rs)
+		eventually(t, 3*time.Minute, name+" rolled out with a new ReplicaSet", func() (bool, string) {
+			rs := currentReplicaSet(t, cl, ns, name)
+			d, err := cl.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
+			return rs != before[name] && available(d) && strings.Contains(args, "--end-grace=10s"),
+				fmt.Sprintf("ReplicaSet %s (was %s), status %+v", rs, before[name], d.Status)
+		})
+		t.Logf("%s rolled out: ReplicaSet %s -> %s", name, before[name], currentReplicaSet(t, cl, ns, name))
 	}
 
 	// The way out of finalizers nobody removes: a running Meeting in its own
