@@ -158,6 +158,10 @@ healthz() { # healthz NAME PORT: its /healthz over HTTPS answers ok
 }
 
 up() {
+  local c
+  for c in openssl curl setsid; do
+    command -v "$c" >/dev/null || die "$c is needed: apt-get install openssl curl util-linux"
+  done
   tools
   if all_running && api_ready; then
     log "local cluster already running ($dir)"
