@@ -14,7 +14,9 @@
 # State (certificates, etcd data, kubeconfigs, logs, pids) lives in
 # $MEETING_CLUSTER_DIR, by default ${XDG_CACHE_HOME:-~/.cache}/meeting/local-cluster.
 # `down` keeps it (the next `up` finds its objects again); remove the directory
-# for a fresh cluster. LOCAL_CLUSTER_NODES sets the number of fake nodes (3).
+# for a fresh cluster. LOCAL_CLUSTER_NODES sets the number of fake nodes (3);
+# LOCAL_CLUSTER_TOOLS names a directory of the binaries (with kwok-stages/ beside
+# it) to use instead of hack/install-k8s-tools.sh's.
 set -euo pipefail
 
 hack=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +39,7 @@ pid_of() {
   local f=$run/$1.pid pid
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  [ -n "$pid" ] && running "$pid" || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir/" || return 1
   echo "$pid"
 }
@@ -63,7 +65,11 @@ all_running() {
 }
 
 tools() {
-  bin=$("$hack/install-k8s-tools.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+  if [ -n "${LOCAL_CLUSTER_TOOLS:-}" ]; then
+    bin=$LOCAL_CLUSTER_TOOLS
+  else
+    bin=$("$hack/install-k8s-tools.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+  fi
   stages=$(dirname "$bin")/kwok-stages
   [ -f "$stages/.ready" ] || die "no KWOK stages in $stages"
 }
@@ -152,6 +158,10 @@ healthz() { # healthz NAME PORT: its /healthz over HTTPS answers ok
 }
 
 up() {
+  local c
+  for c in openssl curl setsid; do
+    command -v "$c" >/dev/null || die "$c is needed: apt-get install openssl curl util-linux"
+  done
   tools
   if all_running && api_ready; then
     log "local cluster already running ($dir)"
@@ -165,6 +175,7 @@ up() {
   local etcd_port etcd_peer kcm_port sched_port
   etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
   kcm_port=$(free_port); sched_port=$(free_port)
+  printf 'api_port=%s\netcd_port=%s\n' "$api_port" "$etcd_port" >"$dir/ports"
   log "starting the local cluster in $dir (API server https://127.0.0.1:$api_port)"
 
   start etcd "$bin/etcd" --name local --data-dir "$dir/etcd" \
@@ -284,9 +295,17 @@ status:
   # Pods need their namespace's default ServiceAccount (the controller manager makes it).
   default_sa() { "$bin/kubectl" --kubeconfig "$admin" get serviceaccount default -n default >/dev/null 2>&1; }
   wait_for "the default ServiceAccount" 60 default_sa
-  printf 'api_port=%s\netcd_port=%s\n' "$api_port" "$etcd_port" >"$dir/ports"
   log "local cluster up: $nodes fake nodes; kubectl --kubeconfig $admin get nodes"
   echo "$admin"
+}
+
+# running PID: the process exists and has not exited (a zombie waiting for its
+# parent to reap it has exited).
+running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || true
+  [ "$state" != Z ] && [ "$state" != X ]
 }
 
 # stop every component this script started, newest first; SIGKILL after 15s
@@ -300,13 +319,12 @@ down_quiet() {
   done
   for c in "${stopped[@]}"; do
     pid=${c#*:}
+    local gone=
     for i in $(seq 1 60); do
-      [ -d "/proc/$pid" ] || break
-      # a zombie has exited: only its parent (gone) would reap it
-      [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+      running "$pid" || { gone=1; break; }
       sleep 0.25
     done
-    if [ -d "/proc/$pid" ]; then
+    if [ -z "$gone" ]; then
       log "${c%%:*} did not stop in 15s: killing it"
       kill -KILL "$pid" 2>/dev/null || true
     fi
@@ -325,7 +343,7 @@ status() {
     if pid=$(pid_of "$c"); then echo "$c: running (pid $pid)"; else echo "$c: stopped"; rc=1; fi
   done
   if pid_of kube-apiserver >/dev/null; then
-    bin=$("$hack/install-k8s-tools.sh" kubectl)
+    bin=${LOCAL_CLUSTER_TOOLS:-$("$hack/install-k8s-tools.sh" kubectl)}
     if api_ready; then
       echo "kube-apiserver: ready ($(sed -n 's/^api_port=/https:\/\/127.0.0.1:/p' "$dir/ports" 2>/dev/null))"
       "$bin/kubectl" --kubeconfig "$admin" get nodes --no-headers 2>/dev/null | sed 's/^/node: /'

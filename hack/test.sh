@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 
 log "system packages"
 command -v make >/dev/null || apt_install make
+# hack/local-cluster.sh (test/cluster) makes certificates with openssl, probes with curl;
+# the test looks for leftover processes with pgrep.
+apt_install openssl curl procps
 # A private MariaDB for the tests, removed when this script exits (see hack/lib.sh);
 # MEETING_TEST_MYSQL_URL set by the caller names a server to use instead.
 trap cleanup_hack EXIT

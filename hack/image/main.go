@@ -96,7 +96,14 @@ func parseFlags(args []string) (config, error) {
 	if c.out == "" {
 		c.out = filepath.Join(c.root, "_output", "image")
 	}
+	// Absolute: go build runs in root, and -o must not be taken relative to it.
 	var err error
+	if c.root, err = filepath.Abs(c.root); err != nil {
+		return c, fmt.Errorf("--root: %w", err)
+	}
+	if c.out, err = filepath.Abs(c.out); err != nil {
+		return c, fmt.Errorf("--out: %w", err)
+	}
 	if c.created, err = createdTime(*created); err != nil {
 		return c, err
 	}
