@@ -3,7 +3,7 @@
 GO ?= go
 BIN ?= bin
 
-.PHONY: all build run test bench screenshots generate verify fmt vet
+.PHONY: all build run test bench screenshots generate verify fmt vet image
 
 all: build
 
@@ -38,3 +38,13 @@ generate: ## regenerate code and manifests
 verify: generate ## fail when generated files drift from the sources (changed or new)
 	@drift=$$(git status --porcelain -- api config); \
 	if [ -n "$$drift" ]; then echo "generated files drifted: run make generate and commit" >&2; echo "$$drift" >&2; git diff -- api config >&2; exit 1; fi
+
+# Container image (hack/image, its own module): no Docker daemon needed.
+# VERSION tags the image and is stamped into the binary (meeting --version).
+VERSION ?= 0.0.0-dev
+REVISION ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+
+image: ## OCI layout in _output/image/oci (linux/amd64+arm64), docker-archive _output/image/meeting.tar
+	cd hack/image && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) GOWORK=off GOFLAGS=-mod=readonly \
+	  $(GO) run . --root ../.. --version $(VERSION) --revision $(REVISION)

@@ -6,6 +6,10 @@
 #   etcd                     go.etcd.io/etcd/server/v3 (a module calling etcdmain.Main)
 #   helm                     helm.sh/helm/v3 (with its Kubernetes version ldflags)
 #   controller-gen           sigs.k8s.io/controller-tools
+#   kwok                     sigs.k8s.io/kwok (built with its own go.mod, which pins
+#                            k8s.io v0.36.1), and its stage files into kwok-stages/
+#                            beside bin/ (pass each with --config; only kwokctl
+#                            adds them by default)
 # Builds are cached under ~/.cache/meeting/k8s-tools/<versions>/bin and skipped
 # when a binary is already there. Only the directory goes to stdout; logs go to
 # stderr. kube-apiserver takes about 6 minutes cold on 2 cores.
@@ -21,6 +25,7 @@ K8S_BINARIES="kube-apiserver kubectl kube-controller-manager kube-scheduler"
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 CONTROLLER_GEN_VERSION=${CONTROLLER_GEN_VERSION:-v0.23.0}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -152,19 +157,57 @@ build_controller_gen() {
   rmdir "$tmp"
 }
 
-# Arguments choose tools (controller-gen, etcd, helm, kube-apiserver, kubectl);
+# kwok is built by `go install module@version`, so with kwok's own go.mod (its
+# k8s.io v0.36.1 pins), not in the kubernetes module above. The stages that make
+# fake nodes Ready, keep their leases, and make pods Ready, complete and go away
+# are copied from the module into $root/kwok-stages, a stable path for --config.
+KWOK_STAGES="node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml"
+build_kwok() {
+  local stages=$root/kwok-stages
+  if [ -x "$bin/kwok" ] && [ -f "$stages/.ready" ]; then return 0; fi
+  log "building kwok $KWOK_VERSION"
+  local tmp; tmp=$(mktemp -d "$bin/.kwok.XXXXXX")
+  if ! GOBIN=$tmp go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2; then
+    rm -rf "$tmp"
+    return 1
+  fi
+  local dir
+  dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$dir/kustomize/stage" ] || { log "no kustomize/stage in sigs.k8s.io/kwok@$KWOK_VERSION"; rm -rf "$tmp"; return 1; }
+  rm -rf "$stages.tmp"
+  mkdir -p "$stages.tmp"
+  local f
+  for f in $KWOK_STAGES; do
+    cp "$dir/kustomize/stage/$f" "$stages.tmp/" || { rm -rf "$tmp" "$stages.tmp"; return 1; }
+  done
+  chmod 644 "$stages.tmp"/*.yaml
+  touch "$stages.tmp/.ready"
+  rm -rf "$stages"
+  mv "$stages.tmp" "$stages"
+  install_to kwok "$tmp/kwok"
+  rmdir "$tmp"
+}
+
+# Arguments choose tools (controller-gen, etcd, helm, kube-apiserver, kubectl, kwok, ...);
 # none builds them all. Small tools first, so a caller is not held up for long.
-if [ $# -eq 0 ]; then set -- controller-gen etcd helm $K8S_BINARIES; fi
+if [ $# -eq 0 ]; then set -- controller-gen etcd helm kwok $K8S_BINARIES; fi
 # One run at a time: builds share the source directories above (go.mod is rewritten there).
 exec 9>"$root/.lock"
 flock 9
+# Whatever way a build fails or is interrupted, its temporaries (.NAME.tmp files,
+# .NAME.XXXXXX directories of go install) go: only complete binaries stay in bin/.
+# Safe under the lock: no other run is writing there.
+trap 'rm -rf "$bin"/.[!.]* "$root/kwok-stages.tmp"' EXIT
 for tool in "$@"; do
   case $tool in
     controller-gen) build_controller_gen ;;
     etcd) build_etcd ;;
     helm) build_helm ;;
+    kwok) build_kwok ;;
     kube-apiserver|kubectl|kube-controller-manager|kube-scheduler) build_kubernetes "$tool" ;;
-    *) log "unknown tool $tool (want controller-gen, etcd, helm, $K8S_BINARIES)"; exit 2 ;;
+    *) log "unknown tool $tool (want controller-gen, etcd, helm, kwok, $K8S_BINARIES)"; exit 2 ;;
   esac
 done
 

@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 
 log "system packages"
 command -v make >/dev/null || apt_install make
+# hack/local-cluster.sh (test/cluster) makes certificates with openssl, probes with curl;
+# the test looks for leftover processes with pgrep.
+apt_install openssl curl procps
 # A private MariaDB for the tests, removed when this script exits (see hack/lib.sh);
 # MEETING_TEST_MYSQL_URL set by the caller names a server to use instead.
 trap cleanup_hack EXIT
@@ -36,8 +39,10 @@ log "checks: gofmt, go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
 if [ -n "$unformatted" ]; then log "gofmt would change:"; echo "$unformatted"; exit 1; fi
 go vet ./...
+# hack/image is its own module (go-containerregistry stays out of go.mod): ./... skips it.
+(cd hack/image && GOWORK=off go vet ./...)
 
-log "Kubernetes test binaries: kube-apiserver, etcd, kubectl, helm, controller-gen (cached builds)"
+log "Kubernetes test binaries: kube-apiserver, etcd, kubectl, kube-controller-manager, kube-scheduler, kwok, helm, controller-gen (cached builds)"
 KUBEBUILDER_ASSETS=$(hack/install-k8s-tools.sh)
 export KUBEBUILDER_ASSETS
 

@@ -49,6 +49,9 @@ func main() {
 
 // run dispatches to the role named by the first argument, or to standalone.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if isVersionArg(args) {
+		return printVersion(stdout)
+	}
 	if len(args) > 0 && args[0] == "help" {
 		// meeting help [ROLE]: the role's --help, on standard output.
 		switch {

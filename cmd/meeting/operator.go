@@ -63,6 +63,8 @@ func defaultOperatorConfig() operatorConfig {
 		metricsAddr: defaultOperatorMetricsAddr,
 		healthAddr:  defaultOperatorHealthAddr,
 	}
+	// The media pods run the image of this very binary's version.
+	c.Image = defaultImage()
 	c.imagePullPolicy = string(c.ImagePullPolicy)
 	c.serviceType = string(c.ServiceType)
 	c.sfuCPU.Quantity, c.sfuMemory.Quantity = c.SFUResources.CPU, c.SFUResources.Memory

@@ -188,7 +188,7 @@ func defaultDataDir() string {
 
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := apiConfig{standalone: true}
-	fs := newFlagSet("meeting", "Runs the whole Meeting platform in one process on SQLite (or MySQL with --database-url).", stdout, rolesUsage())
+	fs := newFlagSet("meeting", "Runs the whole Meeting platform in one process on SQLite (or MySQL with --database-url).", stdout, rolesUsage()+"\nmeeting --version (or meeting version) prints the version and revision.\n")
 	cfg.register(fs)
 	log, err := parseRole(fs, args, &cfg.log, stderr)
 	if err != nil {
