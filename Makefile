@@ -29,11 +29,12 @@ vet:
 	$(GO) vet ./...
 
 generate: ## regenerate code and manifests
-	@# Meeting API: deepcopy, CRD into config/crd/bases, operator RBAC (from markers) into config/rbac
+	@# Meeting API: deepcopy, CRD into config/crd/bases, operator RBAC (from markers) into config/rbac, the api role's Role into config/rbac/api
 	CG=$$(hack/install-k8s-tools.sh controller-gen)/controller-gen && \
 	  $$CG object paths=./api/... && \
 	  $$CG crd paths=./api/... output:crd:artifacts:config=config/crd/bases && \
-	  $$CG rbac:roleName=meeting-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	  $$CG rbac:roleName=meeting-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac && \
+	  $$CG rbac:roleName=meeting-api paths=./internal/sync/... output:rbac:artifacts:config=config/rbac/api
 
 verify: generate ## fail when generated files drift from the sources (changed or new)
 	@drift=$$(git status --porcelain -- api config); \

@@ -35,6 +35,14 @@ MEETING_BIN="$op_bin" go test -run '^$' -bench 'BenchmarkScheduleLag' -benchtime
   | grep -E '^(schedule|creation|due|operator|targets|Benchmark|ok|FAIL|---)|_test.go'
 rm -rf "$(dirname "$op_bin")"
 
+log "sync: meeting api (the built binary, its own process) on MariaDB and envtest; 1,000 REST creates at 10/s → Meeting exists, 1,000 API-server creates at 10/s → row exists: p50/p99 (target p99 ≤ 1 s), the API's heap and RSS"
+load_now
+sync_bin=$(mktemp -d)/meeting
+CGO_ENABLED=0 go build -o "$sync_bin" ./cmd/meeting
+MEETING_E2E_BINARY="$sync_bin" go test -run '^$' -bench 'BenchmarkSyncLag' -benchtime 1x -timeout 20m ./test/e2e/ \
+  | grep -E '^(sync|Benchmark|ok|FAIL|---)|_test.go'
+rm -rf "$(dirname "$sync_bin")"
+
 log "TURN: CPU µs per relayed message and loss, meeting turn vs coturn's turnserver, both driven by turnutils_uclient at ~10k messages/s (CPU of each server process from /proc/<pid>/stat)"
 command -v turnutils_uclient >/dev/null && command -v turnserver >/dev/null || { log "coturn is missing: run hack/test.sh first"; exit 1; }
 turn_bin=$(mktemp -d)/meeting

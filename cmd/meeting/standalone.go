@@ -51,7 +51,9 @@ type apiConfig struct {
 	endGrace time.Duration
 	// media is standalone's in-process SFU and TURN.
 	media mediaConfig
-	log   logFlags
+	// sync is the api role's sync with a cluster.
+	sync syncConfig
+	log  logFlags
 }
 
 func (c *apiConfig) register(fs *flag.FlagSet) {
@@ -72,6 +74,11 @@ func (c *apiConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.endGrace, "end-grace", time.Minute, "a meeting's media stays up and rejoins are admitted this long after endAt (the operator's --end-grace)")
 	if c.standalone {
 		c.media.register(fs)
+	} else {
+		if c.sync.namespaceFile == "" { // not set up by defaultSyncConfig
+			c.sync = defaultSyncConfig()
+		}
+		c.sync.register(fs)
 	}
 	c.log.register(fs, "text")
 }
@@ -154,6 +161,8 @@ func (c *apiConfig) validate() error {
 	}
 	if c.standalone {
 		errs = append(errs, c.media.validate())
+	} else {
+		errs = append(errs, c.sync.validate())
 	}
 	return errors.Join(errs...)
 }
@@ -199,8 +208,8 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := apiConfig{}
-	fs := newFlagSet("meeting api", "Runs the REST API against MySQL.", stdout, "")
+	cfg := apiConfig{sync: defaultSyncConfig()}
+	fs := newFlagSet("meeting api", "Runs the REST API against MySQL, in step with the Meeting resources of a cluster when it finds one.", stdout, "")
 	cfg.register(fs)
 	log, err := parseRole(fs, args, &cfg.log, stderr)
 	if err != nil {
@@ -238,6 +247,19 @@ func serveAPI(ctx context.Context, cfg apiConfig, log *slog.Logger, stdout io.Wr
 	}
 	var rooms meeting.Rooms = noRooms{}
 	var media *local.Rooms
+	var cluster *clusterSync
+	if !cfg.standalone {
+		selfURL, err := server.RequestURLFunc(proxies)
+		if err != nil {
+			return err
+		}
+		if cluster, err = setupClusterSync(ctx, cfg.sync, st, cfg.policy(), selfURL, reg, log); err != nil {
+			return err
+		}
+		if cluster != nil {
+			rooms = cluster.rooms
+		}
+	}
 	if cfg.standalone {
 		if media, err = openMedia(cfg.media, cfg.policy(), cfg.shutdownGrace, reg, log); err != nil {
 			return err
@@ -280,10 +302,17 @@ func serveAPI(ctx context.Context, cfg apiConfig, log *slog.Logger, stdout io.Wr
 	go throttle.Run(ctx)
 	go joins.Run(ctx)
 	go registrations.Run(ctx)
-	api, err := server.New(server.Config{Accounts: st, Meetings: meetings, Tokens: tokens, Hasher: hasher, Log: log,
-		Registry: reg, TrustedProxies: proxies, LoginThrottle: throttle, JoinLimiter: joins, RegisterLimiter: registrations})
+	scfg := server.Config{Accounts: st, Meetings: meetings, Tokens: tokens, Hasher: hasher, Log: log,
+		Registry: reg, TrustedProxies: proxies, LoginThrottle: throttle, JoinLimiter: joins, RegisterLimiter: registrations}
+	if cluster != nil {
+		scfg.Ready, scfg.Handlers = cluster.ready, cluster.handlers()
+	}
+	api, err := server.New(scfg)
 	if err != nil {
 		return err
+	}
+	if cluster != nil {
+		return serveWithSync(ctx, cfg, log, api, cluster)
 	}
 	if media == nil {
 		return serveHTTP(ctx, log, cfg.httpAddr, api, cfg.shutdownGrace, nil)
@@ -372,9 +401,8 @@ func ensureAdmin(ctx context.Context, st *store.Store, hasher auth.Hasher, passw
 	return nil
 }
 
-// noRooms is the api role's Rooms until it syncs with the cluster's Meeting
-// resources: no media at all, so joins answer 503 and no meeting shows
-// Running.
+// noRooms is the api role's Rooms on MySQL alone (no cluster): no media at
+// all, so joins answer 503 and no meeting shows Running.
 type noRooms struct{}
 
 func (noRooms) Schedule(context.Context, meeting.Meeting) error { return nil }
@@ -384,5 +412,5 @@ func (noRooms) Status(context.Context, string) meeting.RoomStatus {
 }
 
 func (noRooms) Room(_ context.Context, identity string) (meeting.Room, error) {
-	return meeting.Room{}, fmt.Errorf("meeting %s: the api role runs no media until it syncs with the cluster: %w", identity, meeting.ErrMediaNotReady)
+	return meeting.Room{}, fmt.Errorf("meeting %s: the api role runs no media without a cluster to sync with: %w", identity, meeting.ErrMediaNotReady)
 }

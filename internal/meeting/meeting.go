@@ -107,6 +107,24 @@ func (e *NotOpenError) Error() string {
 // Is makes errors.Is(err, ErrNotOpen) true.
 func (e *NotOpenError) Is(target error) bool { return target == ErrNotOpen }
 
+// NotReadyError is ErrMediaNotReady with a hint of when to try again: a
+// cluster's Rooms returns it while the Meeting is Scheduled or Starting
+// there. The REST layer answers 503 with Retry-After.
+type NotReadyError struct {
+	Identity string
+	// Reason says why, for the client (e.g. "the media is starting").
+	Reason string
+	// RetryAfter is how long to wait before trying again (at least 1s).
+	RetryAfter time.Duration
+}
+
+func (e *NotReadyError) Error() string {
+	return fmt.Sprintf("meeting %s: %s; try again in %s", e.Identity, e.Reason, e.RetryAfter.Round(time.Second))
+}
+
+// Is makes errors.Is(err, ErrMediaNotReady) true.
+func (e *NotReadyError) Is(target error) bool { return target == ErrMediaNotReady }
+
 // TooManyParticipantsError refuses a change that would leave a meeting
 // with more invited participants (the creator not counted) than its
 // MaxParticipants; it is ErrInvalid to errors.Is. The store returns it too,

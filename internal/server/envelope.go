@@ -50,8 +50,9 @@ func badRequest(msg string) error { return &inputError{status: http.StatusBadReq
 // become statuses.
 func (a *API) failErr(c *gin.Context, err error) {
 	var (
-		in      *inputError
-		notOpen *meeting.NotOpenError
+		in       *inputError
+		notOpen  *meeting.NotOpenError
+		notReady *meeting.NotReadyError
 	)
 	switch {
 	case errors.As(err, &in):
@@ -72,6 +73,10 @@ func (a *API) failErr(c *gin.Context, err error) {
 	case errors.Is(err, meeting.ErrRateLimited):
 		c.Header("Retry-After", "3")
 		fail(c, http.StatusTooManyRequests, err.Error())
+	case errors.As(err, &notReady):
+		a.log.Info("media not ready", "path", c.FullPath(), "err", err)
+		retryAfter(c, notReady.RetryAfter)
+		fail(c, http.StatusServiceUnavailable, notReady.Error())
 	case errors.Is(err, meeting.ErrMediaNotReady):
 		a.log.Info("media not ready", "path", c.FullPath(), "err", err)
 		c.Header("Retry-After", "2")

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -61,25 +62,40 @@ func (a *API) join(c *gin.Context) {
 // requestURL is the scheme and host the client reached the API by: those
 // of the request, or the X-Forwarded-Proto and X-Forwarded-Host a trusted
 // proxy sets. Anyone else's forwarded headers are ignored.
-func (a *API) requestURL(c *gin.Context) *url.URL {
-	u := &url.URL{Scheme: "http", Host: c.Request.Host}
-	if c.Request.TLS != nil {
+func (a *API) requestURL(c *gin.Context) *url.URL { return requestURL(a.proxies, c.Request) }
+
+// RequestURLFunc returns the function that tells the scheme and host a
+// client reached the API by, believing X-Forwarded-Proto and
+// X-Forwarded-Host from the trusted proxies only (as the API does for the
+// join's signal_url): for handlers mounted beside the API, such as the
+// signalling proxy's Origin check.
+func RequestURLFunc(trustedProxies []string) (func(*http.Request) *url.URL, error) {
+	proxies, err := parseProxies(trustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
+	}
+	return func(r *http.Request) *url.URL { return requestURL(proxies, r) }, nil
+}
+
+func requestURL(proxies []netip.Prefix, r *http.Request) *url.URL {
+	u := &url.URL{Scheme: "http", Host: r.Host}
+	if r.TLS != nil {
 		u.Scheme = "https"
 	}
-	if !a.fromTrustedProxy(c.Request.RemoteAddr) {
+	if !fromTrustedProxy(proxies, r.RemoteAddr) {
 		return u
 	}
-	if p := strings.ToLower(firstValue(c.GetHeader("X-Forwarded-Proto"))); p == "http" || p == "https" {
+	if p := strings.ToLower(firstValue(r.Header.Get("X-Forwarded-Proto"))); p == "http" || p == "https" {
 		u.Scheme = p
 	}
-	if h := firstValue(c.GetHeader("X-Forwarded-Host")); validHost(h) {
+	if h := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(h) {
 		u.Host = h
 	}
 	return u
 }
 
-func (a *API) fromTrustedProxy(remoteAddr string) bool {
-	if len(a.proxies) == 0 {
+func fromTrustedProxy(proxies []netip.Prefix, remoteAddr string) bool {
+	if len(proxies) == 0 {
 		return false
 	}
 	ap, err := netip.ParseAddrPort(remoteAddr)
@@ -87,7 +103,7 @@ func (a *API) fromTrustedProxy(remoteAddr string) bool {
 		return false
 	}
 	ip := ap.Addr().Unmap()
-	for _, p := range a.proxies {
+	for _, p := range proxies {
 		if p.Contains(ip) {
 			return true
 		}

@@ -73,6 +73,13 @@ type Config struct {
 	MaxHeaderBytes int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Ready, when set, is asked by /readyz besides the database: an error
+	// makes the API not ready (the cluster's cache has not synced yet).
+	Ready func(context.Context) error
+	// Handlers are mounted as GET routes beside the API's, by gin path
+	// pattern (the signalling proxy at /rooms/:identity/ws); they get the
+	// API's access log and metrics, and write their own replies.
+	Handlers map[string]http.Handler
 }
 
 // API serves the REST routes.
@@ -88,6 +95,7 @@ type API struct {
 	proxies     []netip.Prefix
 	now         func() time.Time
 	dummyHash   string
+	readyCheck  func(context.Context) error
 }
 
 // New returns the HTTP handler of the whole API.
@@ -124,7 +132,8 @@ func New(cfg Config) (*gin.Engine, error) {
 		return nil, err
 	}
 	a := &API{accounts: cfg.Accounts, meetings: cfg.Meetings, tokens: cfg.Tokens, hasher: cfg.Hasher, log: cfg.Log,
-		throttle: cfg.LoginThrottle, joinLimiter: cfg.JoinLimiter, regLimiter: cfg.RegisterLimiter, proxies: proxies, now: cfg.Now, dummyHash: dummy}
+		throttle: cfg.LoginThrottle, joinLimiter: cfg.JoinLimiter, regLimiter: cfg.RegisterLimiter, proxies: proxies, now: cfg.Now, dummyHash: dummy,
+		readyCheck: cfg.Ready}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -165,6 +174,10 @@ func New(cfg Config) (*gin.Engine, error) {
 	g.DELETE("/meeting/members", a.removeMember)
 	g.POST("/meeting/join", a.join)
 
+	for pattern, h := range cfg.Handlers {
+		r.GET(pattern, gin.WrapH(h))
+	}
+
 	client, err := web.New()
 	if err != nil {
 		return nil, err
@@ -192,6 +205,13 @@ func (a *API) ready(c *gin.Context) {
 		a.log.Warn("not ready", "err", err)
 		fail(c, http.StatusServiceUnavailable, "database unavailable")
 		return
+	}
+	if a.readyCheck != nil {
+		if err := a.readyCheck(ctx); err != nil {
+			a.log.Warn("not ready", "err", err)
+			fail(c, http.StatusServiceUnavailable, "not ready: "+err.Error())
+			return
+		}
 	}
 	ok(c, nil)
 }

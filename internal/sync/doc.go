@@ -9,12 +9,16 @@
 // resync run only on the elected leader. docs/sync.md describes the rules.
 package sync
 
-// What the API's sync uses, and nothing else (config/rbac/api/role.yaml, a
-// namespaced Role, is generated from these):
-// +kubebuilder:rbac:groups=rtc.meeting.dev,resources=meetings,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rtc.meeting.dev,resources=meetings/status,verbs=get;patch;update
-// +kubebuilder:rbac:groups=rtc.meeting.dev,resources=meetings/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// What the API's sync, its Rooms and its signalling proxy use in the
+// Meetings' namespace, and nothing else: config/rbac/api/role.yaml, the
+// namespaced Role meeting-api, is generated from these by make generate
+// (namespace meeting-system, where config/ deploys the API and its Meetings
+// live; a Helm release renders its own namespace). Secrets are only read,
+// one by name (the room Secret), never listed.
+// +kubebuilder:rbac:groups=rtc.meeting.dev,resources=meetings,verbs=get;list;watch;create;update;patch;delete,namespace=meeting-system
+// +kubebuilder:rbac:groups=rtc.meeting.dev,resources=meetings/status,verbs=get;patch;update,namespace=meeting-system
+// +kubebuilder:rbac:groups=rtc.meeting.dev,resources=meetings/finalizers,verbs=update,namespace=meeting-system
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get,namespace=meeting-system
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch,namespace=meeting-system
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete,namespace=meeting-system
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch,namespace=meeting-system

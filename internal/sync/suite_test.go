@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +57,7 @@ func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 func runSuite(m *testing.M) int {
 	// controller-runtime's process-wide logger; managers get their own.
 	ctrl.SetLogger(logr.Discard())
+	gin.SetMode(gin.ReleaseMode) // the REST API of the Rooms tests, without its route listing
 	dir, err := os.MkdirTemp("", "meeting-sync-envtest-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -154,6 +156,7 @@ func (w *world) restRename(t *testing.T, identity, title string) {
 
 // running is a manager running the sync.
 type running struct {
+	mgr     manager.Manager
 	syncer  *apisync.Syncer
 	metrics *prometheus.Registry
 	cancel  context.CancelFunc
@@ -214,7 +217,7 @@ func startSync(t *testing.T, w *world, st *store.Store, o syncOpts) *running {
 		}
 	}
 	ctx, cancel := context.WithCancel(bg)
-	r := &running{syncer: s, metrics: reg, cancel: cancel, done: make(chan error, 1)}
+	r := &running{mgr: mgr, syncer: s, metrics: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- mgr.Start(ctx) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r
