@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
 // apiArgs are the flags every api role test needs besides its own.
@@ -148,5 +151,35 @@ current-context: x
 	c.enabled, c.kubeconfig = true, filepath.Join(dir, "missing")
 	if _, _, err := c.restConfig(); err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
 		t.Errorf("missing --kubeconfig: %v", err)
+	}
+}
+
+// config/manager/api.yaml runs the api role with flags it has: each of its
+// args parses (secrets read from files named there are not checked here).
+func TestAPIDeploymentFlags(t *testing.T) {
+	b, err := os.ReadFile("../../config/manager/api.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _, _ := strings.Cut(string(b), "\n---\n")
+	var d appsv1.Deployment
+	if err := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(doc), 4096).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if len(c.Args) == 0 || c.Args[0] != "api" {
+		t.Fatalf("args %v, want the api role", c.Args)
+	}
+	cfg := apiConfig{sync: defaultSyncConfig()}
+	fs := newFlagSet("meeting api", "", io.Discard, "")
+	cfg.register(fs)
+	if err := parseFlags(fs, c.Args[1:]); err != nil {
+		t.Fatalf("api.yaml's args: %v", err)
+	}
+	if !cfg.sync.enabled || !cfg.sync.leaderElect || cfg.httpAddr != ":8080" || cfg.jwtSecretFile == "" || cfg.databaseURLFile == "" {
+		t.Errorf("api.yaml's config %+v", cfg)
+	}
+	if d.Spec.Template.Spec.ServiceAccountName != "meeting-api" || d.Namespace != "meeting-system" {
+		t.Errorf("service account %q in %q", d.Spec.Template.Spec.ServiceAccountName, d.Namespace)
 	}
 }

@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -336,4 +339,28 @@ func TestPanicAnswers500(t *testing.T) {
 	tok := h.user("alice")
 	h.expect(h.do("GET", "/auth/meeting/list", tok, nil), http.StatusInternalServerError, "internal error")
 	h.expect(h.do("GET", "/ping", "", nil), 200, "")
+}
+
+// Ready (the cluster's cache in the api role) is asked by /readyz after the
+// database; Handlers are mounted as GET routes beside the API's.
+func TestReadyCheckAndHandlers(t *testing.T) {
+	var notReady atomic.Bool
+	notReady.Store(true)
+	h := newHarnessWith(t, storetest.Open(t, "sqlite"), harnessOptions{
+		ready: func(context.Context) error {
+			if notReady.Load() {
+				return errors.New("the cluster cache has not synced yet")
+			}
+			return nil
+		},
+		handlers: map[string]http.Handler{"/rooms/:identity/ws": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "room path "+r.URL.Path)
+		})},
+	})
+	h.expect(h.do("GET", "/readyz", "", nil), 503, "not synced")
+	notReady.Store(false)
+	h.expect(h.do("GET", "/readyz", "", nil), 200, "ok")
+	if r := h.do("GET", "/rooms/abc/ws", "", nil); r.Status != 200 || r.Raw != "room path /rooms/abc/ws" {
+		t.Errorf("mounted handler: %d %q", r.Status, r.Raw)
+	}
 }

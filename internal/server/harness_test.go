@@ -60,6 +60,9 @@ type harnessOptions struct {
 	log io.Writer
 	// trustedProxies are the API's TrustedProxies.
 	trustedProxies []string
+	// ready and handlers are the API's Ready and Handlers.
+	ready    func(context.Context) error
+	handlers map[string]http.Handler
 }
 
 func newHarness(t testing.TB, st *store.Store, wrap func(meeting.Store) meeting.Store) *harness {
@@ -97,7 +100,8 @@ func newHarnessWith(t testing.TB, st *store.Store, o harnessOptions) *harness {
 	}
 	h.engine, err = New(Config{Accounts: st, Meetings: svc, Tokens: h.tokens, Hasher: auth.Hasher{Cost: bcrypt.MinCost},
 		Log: log, Registry: prometheus.NewRegistry(), Now: h.clock,
-		LoginThrottle: h.throttle, RegisterLimiter: o.register, TrustedProxies: o.trustedProxies})
+		LoginThrottle: h.throttle, RegisterLimiter: o.register, TrustedProxies: o.trustedProxies,
+		Ready: o.ready, Handlers: o.handlers})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,6 +126,14 @@ func testJoin(t *testing.T, h *joinHarness) {
 		if r.Header.Get("Retry-After") == "" {
 			t.Error("503 without Retry-After")
 		}
+		// A cluster's Rooms says how long: Retry-After in whole seconds.
+		h.rooms.set(meeting.Room{}, &meeting.NotReadyError{Identity: id, Reason: "the cluster has not started the meeting's media yet",
+			RetryAfter: 89500 * time.Millisecond}, meeting.RoomStatus{})
+		r = h.join(h.bob, map[string]string{"identity": id})
+		h.expect(r, 503, "not started the meeting's media yet")
+		if got := r.Header.Get("Retry-After"); got != "90" {
+			t.Errorf("Retry-After %q, want 90", got)
+		}
 		h.rooms.set(newFakeRooms().room, nil, meeting.RoomStatus{Ready: true})
 
 		// Before the room opens: 409 with begin_at in the data.

@@ -45,6 +45,12 @@ func (s *Syncer) runResync(ctx context.Context, mgr ctrl.Manager) error {
 	}
 }
 
+// synced is the UID of the resource that identity's row was last synced
+// with ("" when none).
+func synced(clusterRows map[string]store.ClusterRow, identity string) string {
+	return clusterRows[identity].UID
+}
+
 // Resync compares every row with every Meeting of the namespace and
 // converges both (docs/sync.md lists the rules). It counts what it finds by
 // kind in meeting_sync_resync_drift_total.
@@ -85,10 +91,17 @@ func (s *Syncer) Resync(ctx context.Context) error {
 		row, hasRow := byIdentity[identity]
 		ours := controllerutil.ContainsFinalizer(m, Finalizer)
 		switch {
-		case ours && !hasRow:
-			if c, ok := clusterRows[identity]; ok && c.UID != "" && c.UID != string(m.UID) {
+		case ours && !hasRow && synced(clusterRows, identity) != string(m.UID):
+			if uid := synced(clusterRows, identity); uid != "" {
 				continue // a duplicate of another resource's identity
 			}
+			// Our finalizer, but this resource never had a row (a manifest
+			// copied from another Meeting, or one whose creator is unknown):
+			// not a vanished row, so it is imported (or reported), never deleted.
+			if _, err := s.fromCluster(ctx, m.DeepCopy()); err != nil && !apierrors.IsConflict(err) {
+				errs = append(errs, err)
+			}
+		case ours && !hasRow:
 			s.metrics.resyncDrift.WithLabelValues(driftRowVanished).Inc()
 			log.Info("row vanished: deleting its Meeting", "identity", identity, "name", m.Name)
 			uid := m.UID

@@ -330,6 +330,61 @@ func TestUnknownUsers(t *testing.T) {
 	}
 }
 
+// A Meeting whose creator is unknown is never deleted by the API, not even
+// when it carries the API's finalizer (a manifest copied from a synced
+// Meeting): resyncs leave it, the finalizer is dropped, and it is imported
+// once its creator registers, without waiting for a resync.
+func TestUnknownCreatorIsKept(t *testing.T) {
+	w := newWorld(t)
+	r := startSync(t, w, w.st, syncOpts{resync: time.Hour})
+	begin := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	plain := kubeMeeting(w.ns, "plain", "dora", begin)
+	copied := kubeMeeting(w.ns, "copied", "dora", begin)
+	copied.Finalizers = []string{apisync.Finalizer}
+	for _, m := range []*rtcv1alpha1.Meeting{plain, copied} {
+		if err := shared.client.Create(bg, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{plain.Name, copied.Name} {
+		eventually(t, name+" reported", func() error {
+			return syncedIs(w.ns, name, metav1.ConditionFalse, apisync.ReasonUnknownCreator)
+		})
+	}
+	for range 3 {
+		if err := r.syncer.Resync(bg); err != nil {
+			t.Fatalf("resync: %v", err)
+		}
+	}
+	for _, name := range []string{plain.Name, copied.Name} {
+		m, err := getMeeting(w.ns, name)
+		if err != nil {
+			t.Fatalf("%s after resyncs: %v", name, err)
+		}
+		if m.DeletionTimestamp != nil {
+			t.Errorf("%s is being deleted", name)
+		}
+		if controllerutil.ContainsFinalizer(m, apisync.Finalizer) {
+			t.Errorf("%s keeps the API's finalizer without a row", name)
+		}
+	}
+	if n := r.counter(t, "meeting_sync_resync_drift_total", "kind", "row_vanished"); n != 0 {
+		t.Errorf("row_vanished counted %v times", n)
+	}
+
+	if _, err := w.st.CreateUser(bg, "dora", "$2a$10$"+randHex(26)); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*rtcv1alpha1.Meeting{plain, copied} {
+		eventually(t, m.Name+" imported", func() error {
+			if err := syncedIs(w.ns, m.Name, metav1.ConditionTrue, apisync.ReasonSynced); err != nil {
+				return err
+			}
+			return rowIs(w.st, string(m.UID), "kubectl "+m.Name)
+		})
+	}
+}
+
 // Edits from both sides at once converge to one value on both sides.
 func TestConflictConverges(t *testing.T) {
 	w := newWorld(t)

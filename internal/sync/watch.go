@@ -25,6 +25,10 @@ import (
 // looked at again (the worker's apply also triggers a reconcile).
 const pendingRetry = 2 * time.Second
 
+// unknownUserRetry is how soon a Meeting naming a creator or participant
+// who is not a user is looked at again (they may register meanwhile).
+const unknownUserRetry = 30 * time.Second
+
 // watcher reconciles the Meetings of the namespace into rows.
 type watcher struct{ s *Syncer }
 
@@ -95,8 +99,19 @@ func (s *Syncer) fromCluster(ctx context.Context, m *rtcv1alpha1.Meeting) (time.
 	}
 	creatorID, ok := ids[strings.ToLower(m.Spec.Creator)]
 	if !ok {
+		// Without a row the API holds nothing of this Meeting: its finalizer
+		// (from a copied manifest) would only hold up a delete.
+		if controllerutil.ContainsFinalizer(m, Finalizer) {
+			if _, err := s.cfg.Store.SyncMeeting(ctx, identity); errors.Is(err, store.ErrNotFound) {
+				if err := s.dropFinalizer(ctx, m); err != nil {
+					return 0, err
+				}
+			} else if err != nil {
+				return 0, err
+			}
+		}
 		msg := fmt.Sprintf("creator %q is not a user of the API; the meeting is not synced", m.Spec.Creator)
-		return 0, s.setSynced(ctx, m, metav1.ConditionFalse, ReasonUnknownCreator, msg, corev1.EventTypeWarning)
+		return unknownUserRetry, s.setSynced(ctx, m, metav1.ConditionFalse, ReasonUnknownCreator, msg, corev1.EventTypeWarning)
 	}
 	var knownNames, unknown []string
 	var participantIDs []uint64
@@ -176,7 +191,7 @@ func (s *Syncer) fromCluster(ctx context.Context, m *rtcv1alpha1.Meeting) (time.
 	}
 	if len(unknown) > 0 {
 		msg := fmt.Sprintf("participants not known to the API, skipped: %s", strings.Join(unknown, ", "))
-		return 0, s.setSynced(ctx, m, metav1.ConditionFalse, ReasonUnknownUsers, msg, corev1.EventTypeWarning)
+		return unknownUserRetry, s.setSynced(ctx, m, metav1.ConditionFalse, ReasonUnknownUsers, msg, corev1.EventTypeWarning)
 	}
 	return 0, s.setSynced(ctx, m, metav1.ConditionTrue, ReasonSynced, "the API's row matches the Meeting", "")
 }
