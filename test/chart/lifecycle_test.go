@@ -169,3 +169,52 @@ func secretData(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns s
 	}
 	return out
 }
+
+// TestExistingSecretsRoll: with your own Secrets (existingSecret), the API's
+// pod template carries a checksum of each; changing a Secret's data and
+// running helm upgrade rolls the API. Uninstall leaves your Secrets alone.
+func TestExistingSecretsRoll(t *testing.T) {
+	ctx := context.Background()
+	cs := clientset(t, env.Config)
+	const ns, rel = "ext", "ext"
+	kc := "--kubeconfig=" + env.Kubeconfig
+	mustRun(t, nil, "kubectl", kc, "create", "namespace", ns)
+	for name, data := range map[string]string{"db": "mysql://u:p@db.example.org:3306/meeting", "jwt": strings.Repeat("k", 40), "admin": "root-password-1"} {
+		mustRun(t, nil, "kubectl", kc, "-n", ns, "create", "secret", "generic", name, "--from-literal=value="+data)
+	}
+	mustRun(t, nil, "helm", kc, "install", rel, chartDir(), "-n", ns, "--set", "crds.enabled=false", "--set", "mariadb.enabled=false",
+		"--set", "database.existingSecret=db", "--set", "database.existingSecretKey=value",
+		"--set", "jwt.existingSecret=jwt", "--set", "jwt.existingSecretKey=value",
+		"--set", "adminPassword.existingSecret=admin", "--set", "adminPassword.existingSecretKey=value")
+	annotations := func() map[string]string {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "ext-meeting-api", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Spec.Template.Annotations
+	}
+	before := annotations()
+	for _, k := range []string{"checksum/database", "checksum/jwt", "checksum/admin"} {
+		if before[k] == "" {
+			t.Errorf("no %s on the API's pods: %v", k, before)
+		}
+	}
+	if got := releaseObjects(ctx, t, cs, ns, rel)["Secret"]; len(got) != 0 {
+		t.Errorf("the release made Secrets although all are given: %v", got)
+	}
+	mustRun(t, nil, "kubectl", kc, "-n", ns, "patch", "secret", "jwt", "--type=merge", "-p", `{"stringData":{"value":"`+strings.Repeat("n", 40)+`"}}`)
+	mustRun(t, nil, "helm", kc, "upgrade", rel, chartDir(), "-n", ns, "--reuse-values")
+	after := annotations()
+	if after["checksum/jwt"] == before["checksum/jwt"] {
+		t.Errorf("checksum/jwt unchanged after the Secret changed: %s", after["checksum/jwt"])
+	}
+	if after["checksum/database"] != before["checksum/database"] || after["checksum/admin"] != before["checksum/admin"] {
+		t.Errorf("checksums of unchanged Secrets changed: %v -> %v", before, after)
+	}
+	mustRun(t, nil, "helm", kc, "uninstall", rel, "-n", ns, "--wait")
+	for _, name := range []string{"db", "jwt", "admin"} {
+		if _, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("your Secret %s after uninstall: %v", name, err)
+		}
+	}
+}
