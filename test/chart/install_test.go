@@ -285,7 +285,7 @@ func TestInstallOnLocalCluster(t *testing.T) {
 	}
 	applyMeeting(t, cl, mtg)
 	children := metav1.ListOptions{LabelSelector: rtcv1alpha1.MeetingLabel + "=standup"}
-	eventually(t, 60*time.Second, "SFU and TURN Deployments rolled out", func() (bool, string) {
+	eventually(t, 3*time.Minute, "SFU and TURN Deployments rolled out", func() (bool, string) {
 		l, err := cl.cs.AppsV1().Deployments(ns).List(ctx, children)
 		if err != nil {
 			return false, err.Error()
@@ -298,14 +298,14 @@ func TestInstallOnLocalCluster(t *testing.T) {
 		}
 		return len(l.Items) == 2 && len(ready) == 2, fmt.Sprintf("%d Deployments, available: %v", len(l.Items), ready)
 	})
-	eventually(t, 30*time.Second, "phase Running with endpoints", func() (bool, string) {
+	eventually(t, 3*time.Minute, "phase Running with endpoints", func() (bool, string) {
 		m := getMeeting(t, cl, ns, "standup")
 		return m.Status.Phase == rtcv1alpha1.PhaseRunning && m.Status.SignalURL != "" && len(m.Status.TURNURIs) > 0,
 			fmt.Sprintf("phase %s, signalURL %q, turnURIs %v", m.Status.Phase, m.Status.SignalURL, m.Status.TURNURIs)
 	})
 	m := getMeeting(t, cl, ns, "standup")
 	t.Logf("Running: signalURL %s, turnURIs %v", m.Status.SignalURL, m.Status.TURNURIs)
-	eventually(t, 90*time.Second, "phase Ended after endAt + grace, children gone", func() (bool, string) {
+	eventually(t, 3*time.Minute, "phase Ended after endAt + grace, children gone", func() (bool, string) {
 		m := getMeeting(t, cl, ns, "standup")
 		d, err1 := cl.cs.AppsV1().Deployments(ns).List(ctx, children)
 		s, err2 := cl.cs.CoreV1().Services(ns).List(ctx, children)
@@ -348,22 +348,39 @@ func TestInstallOnLocalCluster(t *testing.T) {
 	if _, err := cl.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: stuckNS}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Pods are refused until the namespace's default ServiceAccount exists,
+	// and the ReplicaSet controller then backs off for long: wait for it as
+	// a real cluster's user never has to (its controller manager is quick).
+	eventually(t, 2*time.Minute, "the new namespace's default ServiceAccount", func() (bool, string) {
+		_, err := cl.cs.CoreV1().ServiceAccounts(stuckNS).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
 	now = time.Now().UTC().Truncate(time.Second)
 	applyMeeting(t, cl, &rtcv1alpha1.Meeting{
 		ObjectMeta: metav1.ObjectMeta{Name: "review", Namespace: stuckNS, Finalizers: []string{"rtc.meeting.dev/api-sync"}},
 		Spec: rtcv1alpha1.MeetingSpec{Title: "Review", Creator: "alice",
 			BeginAt: metav1.NewTime(now), EndAt: metav1.NewTime(now.Add(time.Hour))},
 	})
-	eventually(t, 60*time.Second, "the stuck namespace's Meeting Running with the operator's finalizer", func() (bool, string) {
+	eventually(t, 3*time.Minute, "the stuck namespace's Meeting Running with the operator's finalizer", func() (bool, string) {
 		m := getMeeting(t, cl, stuckNS, "review")
-		return m.Status.Phase == rtcv1alpha1.PhaseRunning && len(m.Finalizers) == 2, fmt.Sprintf("phase %s, finalizers %v", m.Status.Phase, m.Finalizers)
+		var rs []string
+		if l, err := cl.cs.AppsV1().ReplicaSets(stuckNS).List(ctx, metav1.ListOptions{}); err == nil {
+			for _, r := range l.Items {
+				for _, c := range r.Status.Conditions {
+					rs = append(rs, fmt.Sprintf("%s %s: %s", r.Name, c.Type, c.Message))
+				}
+				rs = append(rs, fmt.Sprintf("%s ready %d/%d", r.Name, r.Status.ReadyReplicas, r.Status.Replicas))
+			}
+		}
+		return m.Status.Phase == rtcv1alpha1.PhaseRunning && len(m.Finalizers) == 2,
+			fmt.Sprintf("phase %s, finalizers %v, ReplicaSets %v", m.Status.Phase, m.Finalizers, rs)
 	})
 	stopOperator()
 	if err := cl.cs.CoreV1().Namespaces().Delete(ctx, stuckNS, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The namespace controller deletes the rest, then waits on the Meeting.
-	eventually(t, 60*time.Second, "namespace Terminating with only the Meeting left", func() (bool, string) {
+	eventually(t, 3*time.Minute, "namespace Terminating with only the Meeting left", func() (bool, string) {
 		n, err := cl.cs.CoreV1().Namespaces().Get(ctx, stuckNS, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -390,7 +407,7 @@ func TestInstallOnLocalCluster(t *testing.T) {
 	} else {
 		t.Logf("%s\n%s", line, out)
 	}
-	eventually(t, 60*time.Second, "the namespace gone after the documented line", func() (bool, string) {
+	eventually(t, 3*time.Minute, "the namespace gone after the documented line", func() (bool, string) {
 		n, err := cl.cs.CoreV1().Namespaces().Get(ctx, stuckNS, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, ""
