@@ -47,21 +47,7 @@ func BenchmarkSyncLag(b *testing.B) {
 	ns := randomName("bench-")
 	c.kubectlOK(b, "", "create", "namespace", ns)
 	dbURL := storetest.NewDatabaseURL(b)
-	api := start(b, []string{"MEETING_HTTP_ADDR=127.0.0.1:0", "MEETING_ADMIN_PASSWORD=first-admin-pw", "MEETING_LOG_FORMAT=json",
-		"MEETING_DATABASE_URL=" + dbURL, "MEETING_JWT_SECRET=" + strings.Repeat("j", 32)},
-		"api", "--kubeconfig="+c.env.Kubeconfig, "--namespace="+ns)
-	base := api.logLine(b, "listening")["addr"].(string)
-	waitFor(b, "/readyz", func() error {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	api, base := startSyncingAPI(b, c, dbURL, ns)
 	root, err := mclient.Login(ctx, base, "root", "first-admin-pw")
 	if err != nil {
 		b.Fatal(err)

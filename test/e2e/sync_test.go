@@ -146,24 +146,7 @@ func TestSyncWithCluster(t *testing.T) {
 
 	op := start(t, nil, "operator", kc, "--namespace="+ns, "--image=meeting:e2e", "--service-type=NodePort",
 		"--public-address=127.0.0.1", "--lead-time=1m", "--end-grace=1m", "--metrics-addr=0", "--health-addr=0")
-	api := start(t, []string{"MEETING_HTTP_ADDR=127.0.0.1:0", "MEETING_ADMIN_PASSWORD=first-admin-pw", "MEETING_LOG_FORMAT=json",
-		"MEETING_DATABASE_URL=" + storetest.NewDatabaseURL(t), "MEETING_JWT_SECRET=" + strings.Repeat("j", 32)},
-		"api", kc, "--namespace="+ns, "--resync-period=10s")
-	base := api.logLine(t, "listening")["addr"].(string)
-	if rec := api.logLine(t, "syncing with the cluster"); rec["namespace"] != ns {
-		t.Fatalf("sync log line %v", rec)
-	}
-	waitFor(t, "/readyz", func() error {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	api, base := startSyncingAPI(t, c, storetest.NewDatabaseURL(t), ns, "--resync-period=10s")
 	root, err := mclient.Login(ctx, base, "root", "first-admin-pw")
 	if err != nil {
 		t.Fatal(err)
@@ -328,4 +311,31 @@ spec:
 	if holder := c.kubectlOK(t, "", "-n", ns, "get", "lease", "meeting-api-sync", "-o", "jsonpath={.spec.holderIdentity}"); holder != "" {
 		t.Errorf("the Lease is still held by %q after the API stopped", holder)
 	}
+}
+
+// startSyncingAPI starts `meeting api` on dbURL syncing with the cluster's
+// namespace ns (root's password first-admin-pw), and waits until it logs
+// that it syncs there and /readyz answers 200. It returns the process and
+// the API's base URL.
+func startSyncingAPI(tb testing.TB, c *cluster, dbURL, ns string, args ...string) (*process, string) {
+	tb.Helper()
+	api := start(tb, []string{"MEETING_HTTP_ADDR=127.0.0.1:0", "MEETING_ADMIN_PASSWORD=first-admin-pw", "MEETING_LOG_FORMAT=json",
+		"MEETING_DATABASE_URL=" + dbURL, "MEETING_JWT_SECRET=" + strings.Repeat("j", 32)},
+		append([]string{"api", "--kubeconfig=" + c.env.Kubeconfig, "--namespace=" + ns}, args...)...)
+	base := api.logLine(tb, "listening")["addr"].(string)
+	if rec := api.logLine(tb, "syncing with the cluster"); rec["namespace"] != ns {
+		tb.Fatalf("sync log line %v", rec)
+	}
+	waitFor(tb, "/readyz", func() error {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return api, base
 }
