@@ -60,14 +60,7 @@ func (c *syncConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.leaderElect, "leader-elect", c.leaderElect, "elect a leader among the replicas: only it runs the sync (every replica serves REST)")
 	fs.StringVar(&c.leaderElectionID, "leader-election-id", c.leaderElectionID, "name of the leader election Lease, in --namespace")
 	fs.DurationVar(&c.resyncPeriod, "resync-period", c.resyncPeriod, "how often the leader compares MySQL with the cluster (also at the start of leadership)")
-	fs.Func("allowed-origins", "Origin the proxied signalling WebSocket (/rooms/ID/ws) accepts besides the API's own origin, e.g. https://meet.example.org (repeatable or comma-separated)", func(v string) error {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				c.allowedOrigins = append(c.allowedOrigins, p)
-			}
-		}
-		return nil
-	})
+	fs.Func("allowed-origins", "Origin the proxied signalling WebSocket (/rooms/ID/ws) accepts besides the API's own origin, e.g. https://meet.example.org (repeatable or comma-separated)", appendList(&c.allowedOrigins))
 	fs.IntVar(&c.maxSignalConns, "max-signal-conns", c.maxSignalConns, "most signalling WebSockets proxied at once; one more is answered 503")
 }
 

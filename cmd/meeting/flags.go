@@ -99,3 +99,16 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
 	}
 }
+
+// appendList returns a flag function that appends the comma-separated items
+// of each value to dst (the flag may also be repeated).
+func appendList(dst *[]string) func(string) error {
+	return func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				*dst = append(*dst, p)
+			}
+		}
+		return nil
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -82,8 +81,8 @@ func (c *operatorConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.serviceType, "service-type", c.serviceType, "type of the SFU and TURN Services: ClusterIP, NodePort or LoadBalancer")
 	fs.StringVar(&c.PublicAddress, "public-address", c.PublicAddress, "address clients reach the nodes on (required for NodePort; the SFU announces it when it is an IP)")
 	fs.StringVar(&c.TURNPublicIP, "turn-public-ip", c.TURNPublicIP, "address of TURN relay candidates (default: each TURN pod's IP)")
-	fs.Func("sfu-allowed-origins", "Origin the SFUs accept on their signalling WebSocket, e.g. the web client's https://meet.example.org; \"*\" for any (repeatable or comma-separated; default same-origin only)", c.appendList(&c.SFUAllowedOrigins))
-	fs.Func("turn-allow-peer", "CIDR or IP the TURN servers may relay to although private (repeatable or comma-separated): the pod network, so relayed clients reach the SFU pods", c.appendList(&c.TURNAllowPeers))
+	fs.Func("sfu-allowed-origins", "Origin the SFUs accept on their signalling WebSocket, e.g. the web client's https://meet.example.org; \"*\" for any (repeatable or comma-separated; default same-origin only)", appendList(&c.SFUAllowedOrigins))
+	fs.Func("turn-allow-peer", "CIDR or IP the TURN servers may relay to although private (repeatable or comma-separated): the pod network, so relayed clients reach the SFU pods", appendList(&c.TURNAllowPeers))
 	fs.Var(&c.sfuCPU, "sfu-cpu", "CPU request of an SFU container")
 	fs.Var(&c.sfuMemory, "sfu-memory", "memory request and limit of an SFU container")
 	fs.Var(&c.turnCPU, "turn-cpu", "CPU request of a TURN container")
@@ -96,19 +95,6 @@ func (c *operatorConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.leaderElectionID, "leader-election-id", c.leaderElectionID, "name of the leader election Lease")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", c.metricsAddr, "address of the Prometheus /metrics endpoint (0 disables it); loopback by default, :8080 in the Deployment")
 	fs.StringVar(&c.healthAddr, "health-addr", c.healthAddr, "address of the /healthz and /readyz probes (0 disables them); loopback by default, :8081 in the Deployment so that the kubelet reaches it")
-}
-
-// appendList returns a flag function that appends the comma-separated items
-// of each value to dst.
-func (*operatorConfig) appendList(dst *[]string) func(string) error {
-	return func(v string) error {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				*dst = append(*dst, p)
-			}
-		}
-		return nil
-	}
 }
 
 // finish copies the flag-only fields into the controller config and validates.
