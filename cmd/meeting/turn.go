@@ -84,7 +84,7 @@ func (f *turnFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate for TURN over TLS (with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key for TURN over TLS")
 	fs.StringVar(&f.tlsListen, "tls-listen", defaultTURNTLSListen, "host:port of the TLS listener, used with --tls-cert")
-	fs.BoolVar(&f.adapt, "adaptive-procs", true, "run one Go P while relaying takes under ~0.7 core and all of them above (ignored when GOMAXPROCS is set)")
+	fs.BoolVar(&f.adapt, "adaptive-procs", false, "run one Go P while relaying takes under ~0.7 core and all of them above: no CPU saved, more latency (docs/turn.md); ignored when GOMAXPROCS is set")
 	f.log.register(fs, "json")
 }
 

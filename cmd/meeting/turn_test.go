@@ -70,9 +70,9 @@ func TestTURNAdaptiveProcsFlag(t *testing.T) {
 		args       []string
 		want       bool
 	}{
-		{"", nil, true},
-		{"", []string{"--adaptive-procs=false"}, false},
-		{"2", nil, false}, // GOMAXPROCS set by hand wins
+		{"", nil, false},
+		{"", []string{"--adaptive-procs"}, true},
+		{"2", []string{"--adaptive-procs"}, false}, // GOMAXPROCS set by hand wins
 	} {
 		t.Setenv("GOMAXPROCS", tc.gomaxprocs)
 		f, err := parseTURN(t, append([]string{"--relay-ip", "127.0.0.1"}, tc.args...)...)
