@@ -11,7 +11,7 @@ import (
 	"github.com/pion/stun"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"meeting.dev/meeting/media/internal/rawudp"
+	"meeting.dev/meeting/media/internal/udploop"
 )
 
 // The benchmarks below run the channel fast path, the bulk of relayed
@@ -46,26 +46,31 @@ func newFastPath(b *testing.B) *fastPath {
 		b.Fatal(err)
 	}
 	q := newQuotas(0, 0, time.Now)
-	raw := rawudp.New(f.server)
-	f.relay = &relayConn{PacketConn: rawudp.New(f.relaySock), key: "bench", relays: &relays{quotas: q, metrics: m, policy: NewPeerPolicy(nil), now: time.Now}}
-	ch := newChannels(q, raw, time.Now)
+	loop, err := udploop.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = loop.Close() })
+	f.relay = &relayConn{key: "bench", relays: &relays{quotas: q, metrics: m, policy: NewPeerPolicy(nil), now: time.Now}}
+	ch := newChannels(q, time.Now)
 	expires := time.Now().Add(time.Hour)
-	ch.bound[channelKey{client: addrPort(f.client), number: 0x4001}] = channelEntry{relay: f.relay, peer: f.peer.LocalAddr().(*net.UDPAddr), expires: expires}
-	f.relay.bind(addrPort(f.peer), peerBinding{sock: raw, client: f.client.LocalAddr(), number: 0x4001, expires: expires})
-	f.pc = &packetConn{PacketConn: raw, guard: &guard{}, channels: ch, log: slog.New(slog.DiscardHandler)}
+	ch.bound[channelKey{client: addrPort(f.client), number: 0x4001}] = channelEntry{relay: f.relay, peer: addrPort(f.peer), expires: expires}
+	// Nothing is sent before both sockets are served.
+	if ch.sock, err = loop.Adopt(f.server, ch.handle); err != nil {
+		b.Fatal(err)
+	}
+	f.relay.bind(addrPort(f.peer), peerBinding{sock: ch.sock, client: addrPort(f.client), number: 0x4001, expires: expires})
+	if f.relay.Conn, err = loop.Adopt(f.relaySock, f.relay.handle); err != nil {
+		b.Fatal(err)
+	}
+	f.pc = &packetConn{Conn: ch.sock, guard: &guard{}, channels: ch, log: slog.New(slog.DiscardHandler)}
 	return f
 }
 
 // BenchmarkFastPathClientToPeer: ChannelData from a client leaves the
-// relay socket as a plain datagram (packetConn.ReadFrom → channels.relay).
+// relay socket as a plain datagram (the event loop → channels.handle).
 func BenchmarkFastPathClientToPeer(b *testing.B) {
 	f := newFastPath(b)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1600)
-		_, _, _ = f.pc.ReadFrom(buf) // returns with the first message pion would get
-	}()
 	frame := make([]byte, 4+100)
 	binary.BigEndian.PutUint16(frame[0:2], 0x4001)
 	binary.BigEndian.PutUint16(frame[2:4], 100)
@@ -84,19 +89,15 @@ func BenchmarkFastPathClientToPeer(b *testing.B) {
 	b.StopTimer()
 	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
 	_, _ = f.client.WriteToUDPAddrPort(req.Raw, to)
-	<-done
+	if n, _, err := f.pc.ReadFrom(buf); err != nil || n != len(req.Raw) {
+		b.Fatalf("pion's path got %d, %v", n, err)
+	}
 }
 
 // BenchmarkFastPathPeerToClient: a datagram from a bound peer reaches the
-// client as ChannelData (relayConn.ReadFrom → forward).
+// client as ChannelData (the event loop → relayConn.handle).
 func BenchmarkFastPathPeerToClient(b *testing.B) {
 	f := newFastPath(b)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 1600)
-		_, _, _ = f.relay.ReadFrom(buf) // returns with a datagram from an unbound peer
-	}()
 	data := make([]byte, 100)
 	buf := make([]byte, 1600)
 	to := addrPort(f.relaySock)
@@ -112,7 +113,9 @@ func BenchmarkFastPathPeerToClient(b *testing.B) {
 	}
 	b.StopTimer()
 	_, _ = f.other.WriteToUDPAddrPort(data, to)
-	<-done
+	if n, _, err := f.relay.ReadFrom(buf); err != nil || n != len(data) {
+		b.Fatalf("pion's path got %d, %v", n, err)
+	}
 }
 
 // BenchmarkPionPathToClient: what pion sends a UDP client (here ChannelData

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/stun"
+
+	"meeting.dev/meeting/media/internal/udploop"
 )
 
 var (
@@ -32,7 +34,7 @@ const maxPendingBinds = 10000
 // (unbound, expired, or an allocation that has ended) goes to pion as before.
 type channels struct {
 	quotas *quotas
-	sock   net.PacketConn // the client-facing socket, for ChannelData to clients
+	sock   udploop.Conn // the client-facing socket, for ChannelData to clients
 	now    func() time.Time
 
 	mu      sync.RWMutex
@@ -47,23 +49,28 @@ type channelKey struct {
 
 type channelEntry struct {
 	relay   *relayConn
-	peer    *net.UDPAddr
+	peer    netip.AddrPort
 	expires time.Time
 }
 
 type pendingBind struct {
-	key    channelKey
-	client net.Addr
-	peer   *net.UDPAddr
-	tuple  string
+	key   channelKey
+	peer  netip.AddrPort
+	tuple string
 }
 
-func newChannels(q *quotas, sock net.PacketConn, now func() time.Time) *channels {
+func newChannels(q *quotas, now func() time.Time) *channels {
 	return &channels{
-		quotas: q, sock: sock, now: now,
+		quotas: q, now: now,
 		bound:   map[channelKey]channelEntry{},
 		pending: map[[stun.TransactionIDSize]byte]pendingBind{},
 	}
+}
+
+// handle relays ChannelData from a client on a bound channel, reporting
+// false for anything else.
+func (t *channels) handle(b []byte, from netip.AddrPort) bool {
+	return len(b) >= 4 && b[0]&0xc0 == 0x40 && t.relay(b, from)
 }
 
 func clientAddrPort(a net.Addr) (netip.AddrPort, bool) {
@@ -89,8 +96,12 @@ func (t *channels) request(b []byte, local, remote net.Addr) {
 	if err != nil || len(num) < 2 {
 		return
 	}
-	var peer stun.XORMappedAddress // same encoding as XOR-PEER-ADDRESS
-	if peer.GetFromAs(m, stun.AttrXORPeerAddress) != nil {
+	var xpeer stun.XORMappedAddress // same encoding as XOR-PEER-ADDRESS
+	if xpeer.GetFromAs(m, stun.AttrXORPeerAddress) != nil {
+		return
+	}
+	peer, ok := clientAddrPort(&net.UDPAddr{IP: xpeer.IP, Port: xpeer.Port})
+	if !ok || !peer.Addr().IsValid() {
 		return
 	}
 	t.mu.Lock()
@@ -99,10 +110,9 @@ func (t *channels) request(b []byte, local, remote net.Addr) {
 		clear(t.pending)
 	}
 	t.pending[m.TransactionID] = pendingBind{
-		key:    channelKey{client: client, number: binary.BigEndian.Uint16(num)},
-		client: remote,
-		peer:   &net.UDPAddr{IP: peer.IP, Port: peer.Port},
-		tuple:  tuple("udp", local, remote),
+		key:   channelKey{client: client, number: binary.BigEndian.Uint16(num)},
+		peer:  peer,
+		tuple: tuple("udp", local, remote),
 	}
 }
 
@@ -124,9 +134,7 @@ func (t *channels) answered(b []byte, typ uint16) {
 		return
 	}
 	expires := t.now().Add(channelLifetime)
-	if peer, ok := clientAddrPort(p.peer); ok {
-		relay.bind(peer, peerBinding{sock: t.sock, client: p.client, number: p.key.number, expires: expires})
-	}
+	relay.bind(p.peer, peerBinding{sock: t.sock, client: p.key.client, number: p.key.number, expires: expires})
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.bound[p.key] = channelEntry{relay: relay, peer: p.peer, expires: expires}
@@ -134,15 +142,11 @@ func (t *channels) answered(b []byte, typ uint16) {
 
 // relay sends a ChannelData datagram from client out of its allocation's
 // relay socket, reporting false when pion should handle it instead.
-func (t *channels) relay(b []byte, client net.Addr) bool {
+func (t *channels) relay(b []byte, client netip.AddrPort) bool {
 	if len(b) < 4 {
 		return false
 	}
-	ap, ok := clientAddrPort(client)
-	if !ok {
-		return false
-	}
-	key := channelKey{client: ap, number: binary.BigEndian.Uint16(b[0:2])}
+	key := channelKey{client: client, number: binary.BigEndian.Uint16(b[0:2])}
 	size := int(binary.BigEndian.Uint16(b[2:4]))
 	if 4+size > len(b) {
 		return false
@@ -161,6 +165,6 @@ func (t *channels) relay(b []byte, client net.Addr) bool {
 		t.mu.Unlock()
 		return false
 	}
-	_, _ = e.relay.WriteTo(b[4:4+size], e.peer) // as pion: a datagram that cannot be sent is dropped
+	e.relay.writeToPeer(b[4:4+size], e.peer)
 	return true
 }

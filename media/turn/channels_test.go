@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"meeting.dev/meeting/media/internal/rawudp"
+	"meeting.dev/meeting/media/internal/udploop"
 )
 
 // TestChannelsFallBackToPion checks that the fast path declines what it does
@@ -30,12 +30,21 @@ func TestChannelsFallBackToPion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay := &relayConn{PacketConn: rawudp.New(sock), key: "k", relays: &relays{quotas: newQuotas(0, 0, time.Now), metrics: m}}
+	loop, err := udploop.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = loop.Close() }()
+	relay := &relayConn{key: "k", relays: &relays{quotas: newQuotas(0, 0, time.Now), metrics: m}}
+	if relay.Conn, err = loop.Adopt(sock, relay.handle); err != nil {
+		t.Fatal(err)
+	}
 	defer func() { _ = relay.Close() }()
-	ch := newChannels(newQuotas(0, 0, time.Now), nil, func() time.Time { return now })
-	client := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
-	key := channelKey{client: netip.MustParseAddrPort("127.0.0.1:40000"), number: 0x4001}
-	ch.bound[key] = channelEntry{relay: relay, peer: peer.LocalAddr().(*net.UDPAddr), expires: now.Add(time.Minute)}
+	ch := newChannels(newQuotas(0, 0, time.Now), func() time.Time { return now })
+	client := netip.MustParseAddrPort("127.0.0.1:40000")
+	key := channelKey{client: client, number: 0x4001}
+	peerAddr := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	ch.bound[key] = channelEntry{relay: relay, peer: peerAddr, expires: now.Add(time.Minute)}
 
 	frame := func(number uint16, payload string, size int) []byte {
 		b := make([]byte, 4+len(payload))
@@ -58,7 +67,7 @@ func TestChannelsFallBackToPion(t *testing.T) {
 	if ch.relay(frame(0x4001, "x", 9), client) {
 		t.Error("frame shorter than its length field relayed")
 	}
-	if ch.relay(frame(0x4001, "x", 1), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40001}) {
+	if ch.relay(frame(0x4001, "x", 1), netip.MustParseAddrPort("127.0.0.1:40001")) {
 		t.Error("channel of another client relayed")
 	}
 	now = now.Add(2 * time.Minute)
@@ -68,7 +77,7 @@ func TestChannelsFallBackToPion(t *testing.T) {
 	if len(ch.bound) != 0 {
 		t.Error("expired binding kept")
 	}
-	ch.bound[key] = channelEntry{relay: relay, peer: peer.LocalAddr().(*net.UDPAddr), expires: now.Add(time.Minute)}
+	ch.bound[key] = channelEntry{relay: relay, peer: peerAddr, expires: now.Add(time.Minute)}
 	_ = relay.Close()
 	if ch.relay(frame(0x4001, "x", 1), client) {
 		t.Error("binding of a closed allocation relayed")

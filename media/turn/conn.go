@@ -12,41 +12,39 @@ import (
 
 	pionturn "github.com/pion/turn/v2"
 
-	"meeting.dev/meeting/media/internal/rawudp"
+	"meeting.dev/meeting/media/internal/udploop"
 )
 
 // packetConn is a client-facing UDP socket with the guard in front of pion.
-// ChannelData on channels pion has bound goes straight to the relay socket.
+// ChannelData on channels pion has bound goes straight to the relay socket
+// (channels.handle, on the socket's event loop) and never reaches ReadFrom.
 type packetConn struct {
-	net.PacketConn
+	udploop.Conn
 	guard    *guard
 	channels *channels
 	log      *slog.Logger
 }
 
 // ReadFrom returns the next datagram pion should handle; the guard's own
-// refusals are answered here and ChannelData relayed, and neither is returned.
+// refusals are answered here and not returned.
 func (c *packetConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := c.PacketConn.ReadFrom(p)
+		n, addr, err := c.Conn.ReadFrom(p)
 		if err != nil {
 			return n, addr, err
 		}
 		b := p[:n]
-		if n >= 4 && b[0]&0xc0 == 0x40 && c.channels.relay(b, addr) {
-			continue
-		}
-		reply, _ := c.guard.inbound(b, "udp", c.PacketConn.LocalAddr(), addr)
+		reply, _ := c.guard.inbound(b, "udp", c.Conn.LocalAddr(), addr)
 		if reply == nil {
 			if t, ok := stunType(b); ok && t == channelBindRequest {
-				c.channels.request(b, c.PacketConn.LocalAddr(), addr)
+				c.channels.request(b, c.Conn.LocalAddr(), addr)
 			}
 			return n, addr, nil
 		}
 		if len(reply) == 0 {
 			continue
 		}
-		if _, err := c.PacketConn.WriteTo(reply, addr); err != nil {
+		if _, err := c.Conn.WriteTo(reply, addr); err != nil {
 			c.log.Debug("turn refusal not sent", "client", addr.String(), "err", err)
 		}
 	}
@@ -58,18 +56,19 @@ func (c *packetConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if t, ok := stunType(p); ok {
 		switch {
 		case isAllocateAnswer(t):
-			c.guard.outbound(p, t, "udp", c.PacketConn.LocalAddr(), addr)
+			c.guard.outbound(p, t, "udp", c.Conn.LocalAddr(), addr)
 		case t == channelBindSuccess || t == channelBindError:
 			c.channels.answered(p, t)
 		}
 	}
-	return c.PacketConn.WriteTo(p, addr)
+	return c.Conn.WriteTo(p, addr)
 }
 
 // relays wraps pion's relay address generator: each relay socket counts the
 // traffic it carries and releases its quota when pion closes it.
 type relays struct {
 	next    pionturn.RelayAddressGenerator
+	loops   *loops
 	policy  PeerPolicy
 	quotas  *quotas
 	metrics *metrics
@@ -94,7 +93,11 @@ func (r *relays) AllocatePacketConn(network string, requestedPort int) (net.Pack
 		return nil, nil, fmt.Errorf("open relay socket: unexpected address %v", addr)
 	}
 	key := relayKey(udp.IP, udp.Port)
-	rc := &relayConn{PacketConn: rawudp.New(conn), key: key, relays: r}
+	rc := &relayConn{key: key, relays: r}
+	if rc.Conn, err = r.loops.next().Adopt(conn, rc.handle); err != nil {
+		_ = conn.Close()
+		return nil, nil, fmt.Errorf("open relay socket: %w", err)
+	}
 	r.quotas.opened(key, rc)
 	r.metrics.allocations.Inc()
 	r.metrics.allocationsTotal.Inc()
@@ -107,7 +110,7 @@ func (r *relays) AllocateConn(network string, requestedPort int) (net.Conn, net.
 
 // relayConn is the relay socket of one allocation.
 type relayConn struct {
-	net.PacketConn
+	udploop.Conn
 	key    string
 	relays *relays
 	once   sync.Once
@@ -115,13 +118,13 @@ type relayConn struct {
 
 	mu    sync.RWMutex
 	binds map[netip.AddrPort]peerBinding // peers bound to a channel, see channels
-	out   []byte                         // ChannelData being sent; only ReadFrom's goroutine uses it
+	out   []byte                         // ChannelData being sent; only handle's goroutine uses it
 }
 
 // peerBinding is where datagrams from a peer bound to a channel go.
 type peerBinding struct {
-	sock    net.PacketConn // the client-facing socket of the allocation
-	client  net.Addr
+	sock    udploop.Conn // the client-facing socket of the allocation
+	client  netip.AddrPort
 	number  uint16
 	expires time.Time
 }
@@ -136,29 +139,21 @@ func (c *relayConn) bind(peer netip.AddrPort, b peerBinding) {
 	c.binds[peer] = b
 }
 
-// ReadFrom reads what a peer sends to the client. Datagrams from peers
-// bound to a channel are sent to the client as ChannelData here; the rest
-// go to pion, but for those from a peer the policy denies: pion holds
-// permissions per IP, and a permission for an exact allowed address must
-// not let other ports of its IP reach the client.
-func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		n, addr, err := c.PacketConn.ReadFrom(p)
-		if err != nil {
-			return n, addr, err
-		}
-		if c.forward(p[:n], addr) {
-			c.countToClient(n)
-			continue
-		}
-		if c.relays.policy.hasAddrs() {
-			if ap, ok := clientAddrPort(addr); !ok || !c.relays.policy.AllowedAddrPort(ap) {
-				continue
-			}
-		}
-		c.countToClient(n)
-		return n, addr, nil
+// handle sees each datagram a peer sends to the relay address. Those from
+// peers bound to a channel are sent to the client as ChannelData here; the
+// rest go to pion (ReadFrom), but for those from a peer the policy denies:
+// pion holds permissions per IP, and a permission for an exact allowed
+// address must not let other ports of its IP reach the client.
+func (c *relayConn) handle(b []byte, from netip.AddrPort) bool {
+	if c.forward(b, from) {
+		c.countToClient(len(b))
+		return true
 	}
+	if c.relays.policy.hasAddrs() && !c.relays.policy.AllowedAddrPort(from) {
+		return true // dropped
+	}
+	c.countToClient(len(b))
+	return false
 }
 
 func (c *relayConn) countToClient(n int) {
@@ -168,21 +163,17 @@ func (c *relayConn) countToClient(n int) {
 
 // forward sends a peer's datagram to the client on the peer's channel,
 // reporting false when pion should handle it instead.
-func (c *relayConn) forward(data []byte, from net.Addr) bool {
-	ap, ok := clientAddrPort(from)
-	if !ok {
-		return false
-	}
+func (c *relayConn) forward(data []byte, from netip.AddrPort) bool {
 	c.mu.RLock()
-	b, ok := c.binds[ap]
+	b, ok := c.binds[from]
 	c.mu.RUnlock()
 	if !ok {
 		return false
 	}
 	if c.relays.now().After(b.expires) {
 		c.mu.Lock()
-		if cur, ok := c.binds[ap]; ok && cur == b {
-			delete(c.binds, ap)
+		if cur, ok := c.binds[from]; ok && cur == b {
+			delete(c.binds, from)
 		}
 		c.mu.Unlock()
 		return false
@@ -194,18 +185,29 @@ func (c *relayConn) forward(data []byte, from net.Addr) bool {
 	binary.BigEndian.PutUint16(out[0:2], b.number)
 	binary.BigEndian.PutUint16(out[2:4], uint16(len(data)))
 	copy(out[4:], data)
-	_, _ = b.sock.WriteTo(out, b.client) // as pion: a datagram that cannot be sent is dropped
+	_, _ = b.sock.WriteToAddrPort(out, b.client) // as pion: a datagram that cannot be sent is dropped
 	return true
 }
 
-// WriteTo sends what the client relays to a peer.
+// WriteTo sends what the client relays to a peer (pion's path).
 func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	n, err := c.PacketConn.WriteTo(p, addr)
+	n, err := c.Conn.WriteTo(p, addr)
 	if err == nil {
-		c.relays.metrics.toPeerPackets.Inc()
-		c.relays.metrics.toPeerBytes.Add(float64(n))
+		c.countToPeer(n)
 	}
 	return n, err
+}
+
+// writeToPeer sends ChannelData's payload to a peer (the fast path).
+func (c *relayConn) writeToPeer(p []byte, peer netip.AddrPort) {
+	if n, err := c.Conn.WriteToAddrPort(p, peer); err == nil { // as pion: a datagram that cannot be sent is dropped
+		c.countToPeer(n)
+	}
+}
+
+func (c *relayConn) countToPeer(n int) {
+	c.relays.metrics.toPeerPackets.Inc()
+	c.relays.metrics.toPeerBytes.Add(float64(n))
 }
 
 func (c *relayConn) Close() error {
@@ -214,5 +216,15 @@ func (c *relayConn) Close() error {
 		c.relays.quotas.closed(c.key)
 		c.relays.metrics.allocations.Dec()
 	})
-	return c.PacketConn.Close()
+	return c.Conn.Close()
+}
+
+// loops spreads relay sockets over the server's event loops.
+type loops struct {
+	all []*udploop.Loop
+	n   atomic.Uint32
+}
+
+func (l *loops) next() *udploop.Loop {
+	return l.all[int(l.n.Add(1))%len(l.all)]
 }

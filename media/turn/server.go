@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"meeting.dev/meeting/media/internal/pionlog"
-	"meeting.dev/meeting/media/internal/rawudp"
+	"meeting.dev/meeting/media/internal/udploop"
 )
 
 // Defaults of Config.
@@ -43,16 +43,17 @@ const (
 // PacketConns or Listeners) have no default.
 type Config struct {
 	// PacketConns are the client-facing UDP sockets, for example those
-	// ListenUDP opens. A *net.UDPConn is read and written with raw
-	// non-blocking syscalls (media/internal/rawudp); any other PacketConn is
-	// served as it is.
+	// ListenUDP opens. On Linux each *net.UDPConn is served by an event loop
+	// of its own (media/internal/udploop), which takes it out of Go's
+	// poller; any other PacketConn is served as it is.
 	PacketConns []net.PacketConn
 	// Listeners are the client-facing TCP listeners; a TURN-over-TLS
 	// (turns:) listener is given already wrapped by tls.NewListener.
 	//
 	// The Server owns the sockets of PacketConns and Listeners once New has
 	// succeeded: Close closes them (as pion's Server does). When New fails
-	// they are left open for the caller to close.
+	// the caller closes them (closing one New had already taken and closed
+	// is harmless).
 	Listeners []net.Listener
 	// Realm is the long-term credential realm.
 	Realm string
@@ -174,6 +175,7 @@ type Server struct {
 	quotas    *quotas
 	streams   *streams    // connections of the listeners
 	chans     []*channels // one per UDP socket
+	loops     []*udploop.Loop
 	log       *slog.Logger
 	stopProcs context.CancelFunc // nil without AdaptiveProcs
 	procsDone chan struct{}
@@ -218,7 +220,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RelayBindIP.IsValid() {
 		bind = cfg.RelayBindIP.Unmap().String()
 	}
+	// One event loop per UDP socket (at least one, for the relay sockets of
+	// TCP clients); relay sockets are spread over them.
+	for range max(len(s.udp), 1) {
+		l, err := udploop.New()
+		if err != nil {
+			s.closeLoops()
+			return nil, fmt.Errorf("turn: %w", err)
+		}
+		s.loops = append(s.loops, l)
+	}
 	gen := &relays{
+		loops: &loops{all: s.loops},
 		next: &pionturn.RelayAddressGeneratorPortRange{
 			RelayAddress: net.IP(cfg.RelayIP.Unmap().AsSlice()),
 			Address:      bind,
@@ -241,12 +254,29 @@ func New(cfg Config) (*Server, error) {
 		AuthHandler:   auth.handle,
 		LoggerFactory: pionlog.New(cfg.Logger),
 	}
-	for _, u := range s.udp {
-		raw := rawudp.New(u)
-		ch := newChannels(s.quotas, raw, cfg.Now)
+	if err := gen.Validate(); err != nil {
+		s.closeLoops()
+		return nil, fmt.Errorf("turn: %w", err)
+	}
+	var served []udploop.Conn
+	fail := func(err error) (*Server, error) {
+		for _, c := range served {
+			_ = c.Close()
+		}
+		s.closeLoops()
+		return nil, err
+	}
+	for i, u := range s.udp {
+		ch := newChannels(s.quotas, cfg.Now)
+		c, err := s.loops[i].Adopt(u, ch.handle)
+		if err != nil {
+			return fail(fmt.Errorf("turn: %w", err))
+		}
+		served = append(served, c)
+		ch.sock = c
 		s.chans = append(s.chans, ch)
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, pionturn.PacketConnConfig{
-			PacketConn:            &packetConn{PacketConn: raw, guard: g, channels: ch, log: cfg.Logger},
+			PacketConn:            &packetConn{Conn: c, guard: g, channels: ch, log: cfg.Logger},
 			RelayAddressGenerator: gen,
 			PermissionHandler:     permit,
 		})
@@ -261,7 +291,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.turn, err = pionturn.NewServer(sc)
 	if err != nil {
-		return nil, fmt.Errorf("start turn server: %w", err)
+		return fail(fmt.Errorf("start turn server: %w", err))
 	}
 	if cfg.AdaptiveProcs {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -312,6 +342,12 @@ func listenerAddrs(ls []net.Listener) string {
 	return strings.Join(addrs, ",")
 }
 
+func (s *Server) closeLoops() {
+	for _, l := range s.loops {
+		_ = l.Close()
+	}
+}
+
 // Allocations is the number of allocations pion holds now.
 func (s *Server) Allocations() int { return s.turn.AllocationCount() }
 
@@ -324,6 +360,7 @@ func (s *Server) Close() error {
 			s.err = fmt.Errorf("close turn server: %w", err)
 		}
 		s.streams.close() // pion leaves accepted connections open
+		s.closeLoops()
 		if s.stopProcs != nil {
 			s.stopProcs()
 			<-s.procsDone

@@ -1,7 +1,7 @@
 // Package rawudp wraps a UDP socket so that ReadFrom and WriteTo are raw
 // non-blocking recvfrom and sendto syscalls, with Go's poller used only to
-// wait for readiness. The SFU's ICE socket and the TURN server's sockets and
-// relays use it.
+// wait for readiness. The SFU's ICE socket uses it (the TURN server's sockets
+// are served by media/internal/udploop instead).
 //
 // Made the usual way, every read and write of a *net.UDPConn marks the
 // goroutine's P as in a syscall. With many goroutines runnable (TURN relays)

@@ -1,0 +1,69 @@
+// Package udploop serves UDP sockets from an event loop, as coturn's relay
+// threads do: one goroutine waits in epoll_wait for every socket it was
+// given, reads each readable socket with raw non-blocking recvfrom, and hands
+// each datagram to the socket's Handler on that goroutine. A Handler that
+// relays (TURN ChannelData to a relay socket, a peer's datagram back to the
+// client) sends at once with a raw sendto, so a datagram crosses the server
+// without a goroutine being woken for it: it waits neither for Go's poller
+// to notice the socket nor for the scheduler to run the goroutine that
+// reads it. Datagrams the Handler leaves go to the Conn's ReadFrom, for
+// code that owns the socket in the usual way (pion's read loops).
+//
+// The loop is a Linux optimisation (epoll). Elsewhere, and for a
+// PacketConn that is not a UDP socket, Adopt returns a Conn whose ReadFrom
+// reads the socket itself and calls the Handler on the reading goroutine.
+package udploop
+
+import (
+	"net"
+	"net/netip"
+)
+
+// Handler is given each datagram read from a Conn, with its source (IPv4
+// unmapped). It reports true when it has dealt with the datagram, false to
+// pass it to ReadFrom. b is only valid during the call. All datagrams of one
+// Conn are handled on one goroutine, one at a time.
+type Handler func(b []byte, from netip.AddrPort) bool
+
+// Conn is a UDP socket served by a Loop.
+type Conn interface {
+	net.PacketConn
+	// WriteToAddrPort sends b to addr without waiting: when the socket's
+	// send buffer is full the datagram is dropped and an error returned.
+	// It is what Handlers use; WriteTo waits for room instead.
+	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+// addrPort is a's address with IPv4 unmapped.
+func addrPort(a net.Addr) (netip.AddrPort, bool) {
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
+}
+
+// goConn serves a socket without a loop: ReadFrom reads it and calls the
+// Handler on the caller's goroutine.
+type goConn struct {
+	net.PacketConn
+	handle Handler
+}
+
+func (c *goConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
+		if ap, ok := addrPort(addr); ok && c.handle(p[:n], ap) {
+			continue
+		}
+		return n, addr, nil
+	}
+}
+
+func (c *goConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return c.PacketConn.WriteTo(b, net.UDPAddrFromAddrPort(addr))
+}

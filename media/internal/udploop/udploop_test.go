@@ -1,0 +1,358 @@
+package udploop
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func listen(t *testing.T, network, addr string) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenPacket(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c.(*net.UDPConn)
+}
+
+func newLoop(t *testing.T) *Loop {
+	t.Helper()
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+func localAddrPort(c net.PacketConn) netip.AddrPort {
+	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// TestHandlerAndReadFrom: the Handler sees every datagram with its source;
+// what it handles never reaches ReadFrom, the rest does, in order.
+func TestHandlerAndReadFrom(t *testing.T) {
+	l := newLoop(t)
+	peer := listen(t, "udp4", "127.0.0.1:0")
+	var mu sync.Mutex
+	var seen []string
+	handled := make(chan string, 10)
+	c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func(b []byte, from netip.AddrPort) bool {
+		if from != localAddrPort(peer) {
+			t.Errorf("source %v, want %v", from, localAddrPort(peer))
+		}
+		mu.Lock()
+		seen = append(seen, string(b))
+		mu.Unlock()
+		if string(b[:4]) == "fast" {
+			handled <- string(b)
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	to := localAddrPort(c)
+	for _, m := range []string{"slow1", "fast1", "slow2", "fast2"} {
+		if _, err := peer.WriteToUDPAddrPort([]byte(m), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 100)
+	for _, want := range []string{"slow1", "slow2"} {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := c.ReadFrom(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("ReadFrom = %q, %v; want %q", buf[:n], err, want)
+		}
+		if from.(*net.UDPAddr).AddrPort() != localAddrPort(peer) {
+			t.Errorf("ReadFrom source %v", from)
+		}
+	}
+	for _, want := range []string{"fast1", "fast2"} {
+		if got := <-handled; got != want {
+			t.Errorf("handled %q, want %q", got, want)
+		}
+	}
+	mu.Lock()
+	if len(seen) != 4 {
+		t.Errorf("handler saw %q, want all 4", seen)
+	}
+	mu.Unlock()
+
+	// The Conn writes, with and without waiting.
+	if _, err := c.WriteTo([]byte("w1"), peer.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteToAddrPort([]byte("w2"), localAddrPort(peer)); err != nil {
+		t.Fatal(err)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for _, want := range []string{"w1", "w2"} {
+		n, from, err := peer.ReadFromUDPAddrPort(buf)
+		if err != nil || string(buf[:n]) != want || from != to {
+			t.Fatalf("peer got %q from %v, %v; want %q from %v", buf[:n], from, err, want, to)
+		}
+	}
+}
+
+// TestDualStack: on an IPv6 socket an IPv4 client is seen by the Handler as
+// IPv4, by ReadFrom as net.UDPConn reports it (mapped), and reached with
+// either form.
+func TestDualStack(t *testing.T) {
+	l := newLoop(t)
+	sock, err := net.ListenPacket("udp", "[::]:0")
+	if err != nil {
+		t.Skipf("no dual-stack socket here: %v", err)
+	}
+	peer := listen(t, "udp4", "127.0.0.1:0")
+	got := make(chan netip.AddrPort, 1)
+	c, err := l.Adopt(sock, func(b []byte, from netip.AddrPort) bool {
+		got <- from
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	to := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), localAddrPort(c).Port())
+	if _, err := peer.WriteToUDPAddrPort([]byte("x"), to); err != nil {
+		t.Fatal(err)
+	}
+	if from := <-got; from != localAddrPort(peer) {
+		t.Errorf("handler source %v, want %v", from, localAddrPort(peer))
+	}
+	buf := make([]byte, 10)
+	_, from, err := c.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ua := from.(*net.UDPAddr); len(ua.IP) != net.IPv6len || !ua.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+		t.Errorf("ReadFrom source %#v, want ::ffff:127.0.0.1", ua)
+	}
+	if _, err := c.WriteToAddrPort([]byte("a"), localAddrPort(peer)); err != nil {
+		t.Fatalf("write to IPv4 on an IPv6 socket: %v", err)
+	}
+	if _, err := c.WriteTo([]byte("b"), from); err != nil {
+		t.Fatalf("write to mapped IPv4: %v", err)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for _, want := range []string{"a", "b"} {
+		if n, _, err := peer.ReadFrom(buf); err != nil || string(buf[:n]) != want {
+			t.Fatalf("peer got %q, %v; want %q", buf[:n], err, want)
+		}
+	}
+}
+
+// TestClose: Close wakes a waiting ReadFrom with net.ErrClosed, later calls
+// fail with it, and the loop stops serving the socket.
+func TestClose(t *testing.T) {
+	l := newLoop(t)
+	c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func([]byte, netip.AddrPort) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 1)
+	go func() {
+		_, _, err := c.ReadFrom(make([]byte, 10))
+		errs <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let ReadFrom wait; it returns the same way if it had not yet
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("waiting ReadFrom: %v, want net.ErrClosed", err)
+	}
+	if _, _, err := c.ReadFrom(make([]byte, 10)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("ReadFrom after Close: %v", err)
+	}
+	if _, err := c.WriteToAddrPort([]byte("x"), netip.MustParseAddrPort("127.0.0.1:9")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("WriteToAddrPort after Close: %v", err)
+	}
+	if _, err := c.WriteTo([]byte("x"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("WriteTo after Close: %v", err)
+	}
+	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Close: %v", err)
+	}
+	// The port is free again: the descriptor was closed.
+	if _, err := net.ListenPacket("udp4", c.LocalAddr().String()); err != nil {
+		t.Errorf("port still held after Close: %v", err)
+	}
+}
+
+// TestLoopCloseClosesConns: closing the loop closes what it still serves,
+// and it adopts no more.
+func TestLoopCloseClosesConns(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func([]byte, netip.AddrPort) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ReadFrom(make([]byte, 10)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("ReadFrom after the loop closed: %v", err)
+	}
+	if _, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), nil); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Adopt after Close: %v", err)
+	}
+}
+
+// TestCloseWhileBusy: writers, the loop and Close racing on one socket
+// (run with -race) end with every call returning and the socket closed.
+func TestCloseWhileBusy(t *testing.T) {
+	l := newLoop(t)
+	peer := listen(t, "udp4", "127.0.0.1:0")
+	for range 20 {
+		c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func(b []byte, from netip.AddrPort) bool { return len(b)%2 == 0 })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for range 3 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_, _ = c.WriteToAddrPort([]byte("ab"), localAddrPort(peer))
+					_, _ = peer.WriteToUDPAddrPort([]byte("abc"), localAddrPort(c))
+				}
+			})
+		}
+		wg.Go(func() {
+			buf := make([]byte, 10)
+			for {
+				if _, _, err := c.ReadFrom(buf); err != nil {
+					return
+				}
+			}
+		})
+		time.Sleep(5 * time.Millisecond)
+		_ = c.Close()
+		close(stop)
+		wg.Wait()
+	}
+}
+
+// TestReadDeadline: a past deadline fails ReadFrom with a timeout at once,
+// a near one after waiting.
+func TestReadDeadline(t *testing.T) {
+	l := newLoop(t)
+	c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func([]byte, netip.AddrPort) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	for _, d := range []time.Duration{-time.Second, 20 * time.Millisecond} {
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		_, _, err := c.ReadFrom(make([]byte, 10))
+		var ne net.Error
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("deadline %v: %v, want a timeout", d, err)
+		}
+	}
+}
+
+// TestFullQueueDoesNotStopTheLoop: with nobody reading, datagrams for
+// ReadFrom are dropped past the queue and the Handler still sees the rest.
+func TestFullQueueDoesNotStopTheLoop(t *testing.T) {
+	l := newLoop(t)
+	peer := listen(t, "udp4", "127.0.0.1:0")
+	fast := make(chan struct{}, 1)
+	var slow atomic.Int64
+	c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func(b []byte, _ netip.AddrPort) bool {
+		if string(b) == "fast" {
+			fast <- struct{}{}
+			return true
+		}
+		slow.Add(1)
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	// Twice the queue, in steps the socket's receive buffer holds.
+	for sent := int64(1); slow.Load() < 2*queueLen; sent++ {
+		if _, err := peer.WriteToUDPAddrPort([]byte("slow"), localAddrPort(c)); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(time.Second); sent%32 == 0 && slow.Load() < sent && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if _, err := peer.WriteToUDPAddrPort([]byte("fast"), localAddrPort(c)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fast:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop stopped behind a full queue")
+	}
+	n := 0
+	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	for {
+		if _, _, err := c.ReadFrom(make([]byte, 10)); err != nil {
+			break
+		}
+		n++
+	}
+	if n == 0 || n > queueLen {
+		t.Errorf("ReadFrom got %d datagrams, want 1 to %d", n, queueLen)
+	}
+}
+
+// TestWriteAllocatesNothing: the Handler's write path allocates nothing.
+func TestWriteAllocatesNothing(t *testing.T) {
+	l := newLoop(t)
+	peer := listen(t, "udp4", "127.0.0.1:0")
+	c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func([]byte, netip.AddrPort) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	b, to := []byte("x"), localAddrPort(peer)
+	if n := testing.AllocsPerRun(100, func() { _, _ = c.WriteToAddrPort(b, to) }); n != 0 {
+		t.Errorf("WriteToAddrPort allocates %v times", n)
+	}
+}
+
+// TestNotUDP: a PacketConn that is not a UDP socket is served by its own
+// ReadFrom, which calls the Handler.
+func TestNotUDP(t *testing.T) {
+	l := newLoop(t)
+	inner := listen(t, "udp4", "127.0.0.1:0")
+	peer := listen(t, "udp4", "127.0.0.1:0")
+	c, err := l.Adopt(wrapped{inner}, func(b []byte, _ netip.AddrPort) bool { return string(b) == "fast" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"fast", "slow"} {
+		_, _ = peer.WriteToUDPAddrPort([]byte(m), localAddrPort(inner))
+	}
+	buf := make([]byte, 10)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _, err := c.ReadFrom(buf); err != nil || string(buf[:n]) != "slow" {
+		t.Errorf("ReadFrom = %q, %v; want the unhandled datagram", buf[:n], err)
+	}
+}
+
+type wrapped struct{ net.PacketConn }
