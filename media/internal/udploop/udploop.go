@@ -25,6 +25,8 @@ import (
 // Conn are handled on one goroutine, one at a time.
 type Handler func(b []byte, from netip.AddrPort) bool
 
+func leaveAll([]byte, netip.AddrPort) bool { return false }
+
 // Conn is a UDP socket served by a Loop.
 type Conn interface {
 	net.PacketConn

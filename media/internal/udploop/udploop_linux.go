@@ -167,8 +167,11 @@ func setNetPort(p *uint16, port uint16) {
 // Adopt serves pc's socket from the loop and hands each datagram to h. It
 // takes pc: the socket moves to a descriptor of its own, out of Go's
 // poller, and pc is closed. A pc that is not a UDP socket is served without
-// the loop (see package doc).
+// the loop (see package doc). A nil h leaves every datagram to ReadFrom.
 func (l *Loop) Adopt(pc net.PacketConn, h Handler) (Conn, error) {
+	if h == nil {
+		h = leaveAll
+	}
 	if l.closed.Load() {
 		return nil, fmt.Errorf("adopt %v: %w", pc.LocalAddr(), net.ErrClosed)
 	}

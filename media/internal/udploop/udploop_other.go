@@ -14,7 +14,11 @@ func New() (*Loop, error) { return &Loop{}, nil }
 // Close does nothing: the Conns are closed by whoever holds them.
 func (l *Loop) Close() error { return nil }
 
-// Adopt serves pc, calling h from its ReadFrom.
+// Adopt serves pc, calling h from its ReadFrom; a nil h leaves every
+// datagram to ReadFrom.
 func (l *Loop) Adopt(pc net.PacketConn, h Handler) (Conn, error) {
+	if h == nil {
+		h = leaveAll
+	}
 	return &goConn{PacketConn: pc, handle: h}, nil
 }
