@@ -95,9 +95,9 @@ func benchCoturn(b *testing.B, turnserver, secret string) turnFigures {
 }
 
 // startCoturn starts coturn's turnserver on a free loopback port with the
-// shared secret, as the benchmarks compare it; stop kills it (call it
-// before measuring anything else).
-func startCoturn(b *testing.B, turnserver, secret string) (pid int, port string, stop func()) {
+// shared secret, as the benchmarks and TestTURNProbe use it; stop kills it
+// (call it before measuring anything else).
+func startCoturn(b testing.TB, turnserver, secret string) (pid int, port string, stop func()) {
 	port = turnFreeUDPPort(b)
 	d := startCmd(b, nil, turnserver,
 		"-n", // no configuration file
