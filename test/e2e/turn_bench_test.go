@@ -16,10 +16,14 @@ var turnBenchArgs = []string{"-y", "-m", "200", "-z", "5", "-n", "400", "-l", "1
 // turnFigures accumulates one server's runs.
 type turnFigures struct {
 	ticks, sent, received, lost, seconds int64
+	// probeMessages are the latency probe's pings and echoes during the
+	// ticks (BenchmarkTURNPressure): each crosses the server as a uclient
+	// message does, so CPU per message counts them.
+	probeMessages int64
 }
 
 func (f turnFigures) cpuMicrosPerMessage() float64 {
-	return float64(f.ticks) * 1e6 / 100 / float64(f.sent) // USER_HZ is 100
+	return float64(f.ticks) * 1e6 / 100 / float64(f.sent+f.probeMessages) // USER_HZ is 100
 }
 
 func (f turnFigures) lossPercent() float64 {
@@ -67,6 +71,7 @@ func (f *turnFigures) add(g turnFigures) {
 	f.received += g.received
 	f.lost += g.lost
 	f.seconds += g.seconds
+	f.probeMessages += g.probeMessages
 }
 
 // turnMeasure runs uclient against a server process and returns its figures.

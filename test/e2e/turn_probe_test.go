@@ -46,9 +46,9 @@ var errProbeTimeout = errors.New("receive timed out")
 type probeResult struct {
 	sent, received, lost        int64
 	meanUs, p50Us, p99Us, maxUs float64
-	// echoed is the number of pings B echoed: with sent, the ChannelData
-	// messages the probe put through the server.
-	echoed int64
+	// pings and echoed are the pings A sent and B echoed over the whole
+	// run, window or not: the ChannelData messages put through the server.
+	pings, echoed int64
 }
 
 func (r probeResult) String() string {
@@ -75,25 +75,33 @@ func probeStats(sent int64, rtts []time.Duration) probeResult {
 	return r
 }
 
+// probeReply is the round trip of one ping.
+type probeReply struct {
+	seq uint64
+	rtt time.Duration
+}
+
 // turnProbe is a running probe; stop it to get its result.
 type turnProbe struct {
 	a, b     *probeClient
 	interval time.Duration
 	origin   time.Time // send times are monotonic nanoseconds since origin
 
-	sent     atomic.Int64
-	stopSend chan struct{}
-	stopRecv atomic.Bool
-	sendDone sync.WaitGroup
-	recvDone sync.WaitGroup
+	sent       atomic.Int64
+	from       atomic.Int64 // the first ping the result counts (startWindow)
+	windowOnce sync.Once
+	stopSend   chan struct{}
+	stopRecv   atomic.Bool
+	sendDone   sync.WaitGroup
+	recvDone   sync.WaitGroup
 
 	errMu sync.Mutex
 	err   error
 
 	// Written by the receive loops only, read after they end.
-	rtts   []time.Duration
-	seen   []bool
-	echoed int64
+	replies []probeReply
+	seen    []bool
+	echoed  int64
 
 	stopOnce sync.Once
 	result   probeResult
@@ -159,13 +167,27 @@ func (p *turnProbe) stop() (probeResult, error) {
 		p.b.release()
 		p.a.close()
 		p.b.close()
-		p.result = probeStats(p.sent.Load(), p.rtts)
-		p.result.echoed = p.echoed
+		from := p.from.Load()
+		var rtts []time.Duration
+		for _, r := range p.replies {
+			if r.seq >= uint64(from) {
+				rtts = append(rtts, r.rtt)
+			}
+		}
+		p.result = probeStats(p.sent.Load()-from, rtts)
+		p.result.pings, p.result.echoed = p.sent.Load(), p.echoed
 		p.errMu.Lock()
 		p.stopErr = p.err
 		p.errMu.Unlock()
 	})
 	return p.result, p.stopErr
+}
+
+// startWindow makes the result count only the pings sent from now on (all
+// of them when it is not called); later calls do nothing. The echoes
+// count from the start all the same.
+func (p *turnProbe) startWindow() {
+	p.windowOnce.Do(func() { p.from.Store(p.sent.Load()) })
 }
 
 func (p *turnProbe) fail(err error) {
@@ -231,7 +253,7 @@ func (p *turnProbe) receiveReplies() {
 			continue
 		}
 		p.seen[seq] = true
-		p.rtts = append(p.rtts, now-time.Duration(binary.BigEndian.Uint64(buf[12:])))
+		p.replies = append(p.replies, probeReply{seq, now - time.Duration(binary.BigEndian.Uint64(buf[12:]))})
 	}
 }
 
@@ -463,8 +485,10 @@ type xorAddressAs struct {
 
 func (a xorAddressAs) AddTo(m *stun.Message) error { return a.addr.AddToAs(m, a.t) }
 
-// TestTURNProbe runs the latency probe for about 300 ms against `meeting
-// turn` and against coturn's turnserver, as BenchmarkTURNPressure does.
+// TestTURNProbe runs the latency probe for about 300 ms (after 50 ms left
+// out of the result) against `meeting turn` and against coturn's
+// turnserver, as BenchmarkTURNPressure does, after checking that a wrong
+// secret gets no allocation.
 func TestTURNProbe(t *testing.T) {
 	const secret = "e2e-probe-secret"
 	for _, tc := range []struct {
@@ -493,6 +517,8 @@ func TestTURNProbe(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _, _ = p.stop() }()
+			time.Sleep(50 * time.Millisecond)
+			p.startWindow() // the result counts the next 300 ms
 			time.Sleep(300 * time.Millisecond)
 			r, err := p.stop()
 			if err != nil {
@@ -504,6 +530,9 @@ func TestTURNProbe(t *testing.T) {
 			}
 			if r.lost != r.sent-r.received {
 				t.Errorf("lost %d, want sent − received = %d", r.lost, r.sent-r.received)
+			}
+			if r.pings <= r.sent {
+				t.Errorf("%d pings in all, %d counted: want the ones before startWindow left out", r.pings, r.sent)
 			}
 			if r.echoed < r.received {
 				t.Errorf("B echoed %d pings, A received %d replies", r.echoed, r.received)
