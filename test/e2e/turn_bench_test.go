@@ -16,10 +16,14 @@ var turnBenchArgs = []string{"-y", "-m", "200", "-z", "5", "-n", "400", "-l", "1
 // turnFigures accumulates one server's runs.
 type turnFigures struct {
 	ticks, sent, received, lost, seconds int64
+	// probeMessages are the latency probe's pings and echoes during the
+	// ticks (BenchmarkTURNPressure): each crosses the server as a uclient
+	// message does, so CPU per message counts them.
+	probeMessages int64
 }
 
 func (f turnFigures) cpuMicrosPerMessage() float64 {
-	return float64(f.ticks) * 1e6 / 100 / float64(f.sent) // USER_HZ is 100
+	return float64(f.ticks) * 1e6 / 100 / float64(f.sent+f.probeMessages) // USER_HZ is 100
 }
 
 func (f turnFigures) lossPercent() float64 {
@@ -67,6 +71,7 @@ func (f *turnFigures) add(g turnFigures) {
 	f.received += g.received
 	f.lost += g.lost
 	f.seconds += g.seconds
+	f.probeMessages += g.probeMessages
 }
 
 // turnMeasure runs uclient against a server process and returns its figures.
@@ -95,9 +100,9 @@ func benchCoturn(b *testing.B, turnserver, secret string) turnFigures {
 }
 
 // startCoturn starts coturn's turnserver on a free loopback port with the
-// shared secret, as the benchmarks compare it; stop kills it (call it
-// before measuring anything else).
-func startCoturn(b *testing.B, turnserver, secret string) (pid int, port string, stop func()) {
+// shared secret, as the benchmarks and TestTURNProbe use it; stop kills it
+// (call it before measuring anything else).
+func startCoturn(b testing.TB, turnserver, secret string) (pid int, port string, stop func()) {
 	port = turnFreeUDPPort(b)
 	d := startCmd(b, nil, turnserver,
 		"-n", // no configuration file

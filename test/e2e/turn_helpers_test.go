@@ -60,6 +60,18 @@ var (
 // runUclient runs coturn's turnutils_uclient to completion and parses its totals.
 func runUclient(tb testing.TB, timeout time.Duration, args ...string) uclientResult {
 	tb.Helper()
+	return runUclientConnected(tb, timeout, nil, args...)
+}
+
+// uclientConnected is uclient's line when every client has its allocation
+// and it starts sending.
+const uclientConnected = "Total connect time is"
+
+// runUclientConnected is runUclient calling connected (when not nil) as
+// soon as uclient has set up all its clients and starts sending (its
+// output is polled every 5 ms).
+func runUclientConnected(tb testing.TB, timeout time.Duration, connected func(), args ...string) uclientResult {
+	tb.Helper()
 	cmd := exec.Command(needTool(tb, "turnutils_uclient"), args...)
 	var out testbin.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -68,15 +80,30 @@ func runUclient(tb testing.TB, timeout time.Duration, args ...string) uclientRes
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			tb.Fatalf("turnutils_uclient %v: %v\n%s", args, err, out.String())
+	var poll <-chan time.Time // nil: no polling
+	if connected != nil {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		poll = t.C
+	}
+	expired := time.After(timeout)
+	for running := true; running; {
+		select {
+		case <-poll:
+			if strings.Contains(out.String(), uclientConnected) {
+				connected()
+				poll = nil
+			}
+		case err := <-done:
+			if err != nil {
+				tb.Fatalf("turnutils_uclient %v: %v\n%s", args, err, out.String())
+			}
+			running = false
+		case <-expired:
+			_ = cmd.Process.Kill()
+			<-done
+			tb.Fatalf("turnutils_uclient %v did not finish in %v:\n%s", args, timeout, out.String())
 		}
-	case <-time.After(timeout):
-		_ = cmd.Process.Kill()
-		<-done
-		tb.Fatalf("turnutils_uclient %v did not finish in %v:\n%s", args, timeout, out.String())
 	}
 	r := uclientResult{output: out.String()}
 	var totals, lost, transmit []string
