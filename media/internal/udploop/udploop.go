@@ -1,13 +1,15 @@
 // Package udploop serves UDP sockets from an event loop, as coturn's relay
-// threads do: one goroutine waits in epoll_wait for every socket it was
-// given, reads each readable socket with raw non-blocking recvfrom, and hands
-// each datagram to the socket's Handler on that goroutine. A Handler that
+// threads do: one goroutine serves every socket it was given through an
+// epoll instance of its own, reads each readable socket with raw
+// non-blocking recvfrom, and hands each datagram to the socket's Handler on
+// that goroutine. When nothing is readable it parks until the epoll instance
+// is, through Go's poller, so that waiting holds no thread. A Handler that
 // relays (TURN ChannelData to a relay socket, a peer's datagram back to the
-// client) sends at once with a raw sendto, so a datagram crosses the server
-// without a goroutine being woken for it: it waits neither for Go's poller
-// to notice the socket nor for the scheduler to run the goroutine that
-// reads it. Datagrams the Handler leaves go to the Conn's ReadFrom, for
-// code that owns the socket in the usual way (pion's read loops).
+// client) sends at once with a raw sendto. Whatever that makes readable on
+// the loop's other sockets (a relay socket on loopback, a second hop) is
+// served in the same turn: a burst wakes one goroutine, not one per socket.
+// Datagrams the Handler leaves go to the Conn's ReadFrom, for code that owns
+// the socket in the usual way (pion's read loops).
 //
 // The loop is a Linux optimisation (epoll). Elsewhere, and for a
 // PacketConn that is not a UDP socket, Adopt returns a Conn whose ReadFrom

@@ -27,17 +27,26 @@ const queueLen = 256
 const maxDatagram = 65535
 
 // Loop is one event loop goroutine and the sockets it serves.
+//
+// The loop waits for its epoll instance through Go's poller (an epoll
+// instance is readable while one of its sockets is), so that waiting parks
+// a goroutine rather than holding a thread in a syscall; epoll_wait itself is
+// only ever called not to wait.
 type Loop struct {
-	epfd   int
-	wakefd int // an eventfd that Close writes to
-	closed atomic.Bool
-	done   chan struct{}
+	epfd    int      // the epoll instance, owned by file
+	file    *os.File // epfd in Go's poller
+	closing atomic.Bool
+	done    chan struct{}
 
-	mu    sync.RWMutex
-	conns map[int32]*rawConn
+	mu     sync.RWMutex
+	closed bool // under mu: epfd is closed or about to be
+	conns  map[int32]*rawConn
 
-	buf []byte // only the loop goroutine uses it
-	rsa unix.RawSockaddrAny
+	// Only the loop goroutine uses these.
+	events []unix.EpollEvent
+	buf    []byte
+	rsa    unix.RawSockaddrAny
+	err    error // why the loop stopped, if not closed
 }
 
 // New starts a loop.
@@ -46,32 +55,34 @@ func New() (*Loop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("epoll instance non-blocking: %w", err)
+	}
+	file := os.NewFile(uintptr(epfd), "udploop")
+	rc, err := file.SyscallConn()
 	if err != nil {
-		_ = unix.Close(epfd)
-		return nil, fmt.Errorf("eventfd: %w", err)
+		_ = file.Close()
+		return nil, fmt.Errorf("epoll instance: %w", err)
 	}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
-		_ = unix.Close(epfd)
-		_ = unix.Close(wakefd)
-		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
-	}
-	l := &Loop{epfd: epfd, wakefd: wakefd, done: make(chan struct{}), conns: map[int32]*rawConn{}, buf: make([]byte, maxDatagram)}
-	go l.run()
+	l := &Loop{epfd: epfd, file: file, done: make(chan struct{}), conns: map[int32]*rawConn{},
+		events: make([]unix.EpollEvent, 128), buf: make([]byte, maxDatagram)}
+	go func() {
+		defer close(l.done)
+		if err := rc.Read(l.poll); err != nil && !l.closing.Load() {
+			l.err = err
+		}
+	}()
 	return l, nil
 }
 
 // Close stops the loop and closes the sockets it still serves.
 func (l *Loop) Close() error {
-	if l.closed.Swap(true) {
+	if l.closing.Swap(true) {
 		return nil
 	}
-	one := [8]byte{1}
-	if _, err := unix.Write(l.wakefd, one[:]); err != nil {
-		return fmt.Errorf("wake event loop: %w", err)
-	}
-	<-l.done
 	l.mu.Lock()
+	l.closed = true
 	conns := make([]*rawConn, 0, len(l.conns))
 	for _, c := range l.conns {
 		conns = append(conns, c)
@@ -80,29 +91,35 @@ func (l *Loop) Close() error {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	return errors.Join(unix.Close(l.epfd), unix.Close(l.wakefd))
+	err := l.file.Close() // wakes the loop if it waits; it stops
+	<-l.done
+	if err != nil {
+		return fmt.Errorf("close epoll instance: %w", err)
+	}
+	if l.err != nil {
+		return fmt.Errorf("event loop stopped: %w", l.err)
+	}
+	return nil
 }
 
-func (l *Loop) run() {
-	defer close(l.done)
-	events := make([]unix.EpollEvent, 128)
-	for {
-		// A blocking syscall: the runtime lends this goroutine's P to others
-		// while it waits.
-		n, err := unix.EpollWait(l.epfd, events, -1)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
-			}
-			panic(fmt.Sprintf("udploop: epoll_wait: %v", err)) // EBADF, EFAULT, EINVAL: a bug here
+// poll serves whatever is ready and reports false, to be called again when
+// the epoll instance is readable, once nothing is; true when the loop must
+// stop.
+func (l *Loop) poll(epfd uintptr) bool {
+	for !l.closing.Load() {
+		n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		switch e {
+		case 0:
+		case unix.EINTR:
+			continue
+		default: // EBADF, EFAULT, EINVAL: a bug here
+			l.err = fmt.Errorf("epoll_pwait: %w", e)
+			return true
 		}
-		for _, ev := range events[:n] {
-			if ev.Fd == int32(l.wakefd) {
-				if l.closed.Load() {
-					return
-				}
-				continue
-			}
+		if n == 0 {
+			return false
+		}
+		for _, ev := range l.events[:n] {
 			l.mu.RLock()
 			c := l.conns[ev.Fd]
 			l.mu.RUnlock()
@@ -111,6 +128,7 @@ func (l *Loop) run() {
 			}
 		}
 	}
+	return true
 }
 
 // drain reads up to maxBatch datagrams from c.
@@ -172,7 +190,7 @@ func (l *Loop) Adopt(pc net.PacketConn, h Handler) (Conn, error) {
 	if h == nil {
 		h = leaveAll
 	}
-	if l.closed.Load() {
+	if l.closing.Load() {
 		return nil, fmt.Errorf("adopt %v: %w", pc.LocalAddr(), net.ErrClosed)
 	}
 	u, ok := pc.(*net.UDPConn)
@@ -201,15 +219,17 @@ func (l *Loop) Adopt(pc net.PacketConn, h Handler) (Conn, error) {
 		return nil, fmt.Errorf("adopt %v: close Go's descriptor: %w", c.local, err)
 	}
 	l.mu.Lock()
-	l.conns[int32(fd)] = c
-	l.mu.Unlock()
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
-		l.mu.Lock()
-		delete(l.conns, int32(fd))
-		l.mu.Unlock()
+	defer l.mu.Unlock()
+	err = net.ErrClosed
+	if !l.closed {
+		// Level-triggered: a socket left readable after a batch is reported again.
+		err = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)})
+	}
+	if err != nil {
 		_ = unix.Close(fd)
 		return nil, fmt.Errorf("adopt %v: epoll_ctl: %w", c.local, err)
 	}
+	l.conns[int32(fd)] = c
 	return c, nil
 }
 
@@ -419,8 +439,10 @@ func (c *rawConn) Close() error {
 		if l.conns[int32(c.fd)] == c {
 			delete(l.conns, int32(c.fd))
 		}
+		if !l.closed {
+			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		}
 		l.mu.Unlock()
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 		close(c.done)
 		if c.state.Or(1)>>1 == 0 {
 			c.closeFD()
