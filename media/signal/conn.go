@@ -145,7 +145,12 @@ func (c *Conn) readLoop(handle func(Message)) error {
 		}
 		select {
 		case <-c.done:
-			return nil // closing: what the peer sends now is not handled
+			// Closing: what the peer sends now is not handled, but it is
+			// read until its close frame (or the writer's deadline), so that
+			// the socket is not closed on unread data. A TCP reset would
+			// cost the peer what it has not read yet, the closing message
+			// among it.
+			continue
 		default:
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(PongWait))
