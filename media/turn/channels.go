@@ -73,18 +73,9 @@ func (t *channels) handle(b []byte, from netip.AddrPort) bool {
 	return len(b) >= 4 && b[0]&0xc0 == 0x40 && t.relay(b, from)
 }
 
-func clientAddrPort(a net.Addr) (netip.AddrPort, bool) {
-	ua, ok := a.(*net.UDPAddr)
-	if !ok {
-		return netip.AddrPort{}, false
-	}
-	ap := ua.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
-}
-
 // request notes a ChannelBind request pion is about to handle.
 func (t *channels) request(b []byte, local, remote net.Addr) {
-	client, ok := clientAddrPort(remote)
+	client, ok := udploop.AddrPort(remote)
 	if !ok {
 		return
 	}
@@ -100,7 +91,7 @@ func (t *channels) request(b []byte, local, remote net.Addr) {
 	if xpeer.GetFromAs(m, stun.AttrXORPeerAddress) != nil {
 		return
 	}
-	peer, ok := clientAddrPort(&net.UDPAddr{IP: xpeer.IP, Port: xpeer.Port})
+	peer, ok := udploop.AddrPort(&net.UDPAddr{IP: xpeer.IP, Port: xpeer.Port})
 	if !ok || !peer.Addr().IsValid() {
 		return
 	}

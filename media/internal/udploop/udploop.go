@@ -38,8 +38,9 @@ type Conn interface {
 	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
 }
 
-// addrPort is a's address with IPv4 unmapped.
-func addrPort(a net.Addr) (netip.AddrPort, bool) {
+// AddrPort is a *net.UDPAddr's address and port with IPv4 unmapped, as
+// Handlers are given sources; false for any other net.Addr.
+func AddrPort(a net.Addr) (netip.AddrPort, bool) {
 	ua, ok := a.(*net.UDPAddr)
 	if !ok {
 		return netip.AddrPort{}, false
@@ -61,7 +62,7 @@ func (c *goConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, addr, err
 		}
-		if ap, ok := addrPort(addr); ok && c.handle(p[:n], ap) {
+		if ap, ok := AddrPort(addr); ok && c.handle(p[:n], ap) {
 			continue
 		}
 		return n, addr, nil

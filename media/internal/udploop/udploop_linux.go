@@ -352,7 +352,7 @@ func (c *rawConn) opError(op string, addr net.Addr, err error) error {
 // WriteTo sends p to addr, a *net.UDPAddr, waiting while the socket's send
 // buffer is full.
 func (c *rawConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	ap, ok := addrPort(addr)
+	ap, ok := AddrPort(addr)
 	if !ok {
 		return 0, c.opError("write", addr, fmt.Errorf("not a UDP address: %T", addr))
 	}
