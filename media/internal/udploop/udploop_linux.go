@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -26,23 +28,41 @@ const queueLen = 256
 // maxDatagram is the largest datagram read: the IPv4 UDP maximum.
 const maxDatagram = 65535
 
+// threadedWait is the longest a threaded loop waits in epoll_wait before it
+// weighs how busy it is again.
+const threadedWait = 100 // ms
+
+// yieldEvery is how often a threaded loop, which never parks, yields to the
+// scheduler: the runtime takes the P of a goroutine that has run for 10 ms
+// without being rescheduled each time that goroutine enters a system call.
+const yieldEvery = 5 * time.Millisecond
+
 // Loop is one event loop goroutine and the sockets it serves.
 //
-// The loop waits for its epoll instance through Go's poller (an epoll
-// instance is readable while one of its sockets is), so that waiting parks
-// a goroutine rather than holding a thread in a syscall; epoll_wait itself is
-// only ever called not to wait.
+// The loop waits for its sockets one of two ways (pace chooses): parked,
+// through Go's poller, holding no thread, with epoll_wait only ever called
+// not to wait; or threaded, blocked in epoll_wait on its own thread. An
+// epoll instance is readable while one of its sockets is; while the loop is
+// parked, its instance is in another, outer one, which is in Go's poller.
+// (Go's poller has no way to leave a descriptor alone for a while: with the
+// loop's own instance in it, every datagram a threaded loop is woken for
+// would wake the poller's thread as well.)
 type Loop struct {
-	epfd    int      // the epoll instance, owned by file
-	file    *os.File // epfd in Go's poller
+	epfd    int      // the epoll instance of the sockets
+	outer   *os.File // the epoll instance in Go's poller: holds epfd while parked
+	wakefd  int      // an eventfd in epfd, which Close writes to
+	epoch   time.Time
 	closing atomic.Bool
 	done    chan struct{}
+	changes atomic.Int64 // how often the loop changed how it waits
 
 	mu     sync.RWMutex
 	closed bool // under mu: epfd is closed or about to be
 	conns  map[int32]*rawConn
 
 	// Only the loop goroutine uses these.
+	pace   pace
+	parked bool // epfd is in outer
 	events []unix.EpollEvent
 	buf    []byte
 	rsa    unix.RawSockaddrAny
@@ -50,29 +70,50 @@ type Loop struct {
 }
 
 // New starts a loop.
-func New() (*Loop, error) {
+func New() (*Loop, error) { return start(pace{paceLimits: defaultLimits}) }
+
+// start starts a loop that begins waiting as p says.
+func start(p pace) (*Loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		_ = unix.Close(epfd)
-		return nil, fmt.Errorf("epoll instance non-blocking: %w", err)
-	}
-	file := os.NewFile(uintptr(epfd), "udploop")
-	rc, err := file.SyscallConn()
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		_ = file.Close()
-		return nil, fmt.Errorf("epoll instance: %w", err)
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	l := &Loop{epfd: epfd, file: file, done: make(chan struct{}), conns: map[int32]*rawConn{},
-		events: make([]unix.EpollEvent, 128), buf: make([]byte, maxDatagram)}
-	go func() {
-		defer close(l.done)
-		if err := rc.Read(l.poll); err != nil && !l.closing.Load() {
-			l.err = err
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(wakefd)
+		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
+	}
+	outerfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err == nil {
+		err = unix.SetNonblock(outerfd, true)
+	}
+	if err == nil {
+		err = unix.EpollCtl(outerfd, unix.EPOLL_CTL_ADD, epfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(epfd)})
+	}
+	if err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(wakefd)
+		if outerfd >= 0 {
+			_ = unix.Close(outerfd)
 		}
-	}()
+		return nil, fmt.Errorf("outer epoll instance: %w", err)
+	}
+	outer := os.NewFile(uintptr(outerfd), "udploop")
+	rc, err := outer.SyscallConn()
+	if err != nil {
+		_ = outer.Close()
+		_ = unix.Close(epfd)
+		_ = unix.Close(wakefd)
+		return nil, fmt.Errorf("outer epoll instance: %w", err)
+	}
+	l := &Loop{epfd: epfd, outer: outer, wakefd: wakefd, epoch: time.Now(), pace: p, parked: true, done: make(chan struct{}), conns: map[int32]*rawConn{},
+		events: make([]unix.EpollEvent, 128), buf: make([]byte, maxDatagram)}
+	go l.run(rc)
 	return l, nil
 }
 
@@ -91,9 +132,13 @@ func (l *Loop) Close() error {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	err := l.file.Close() // wakes the loop if it waits; it stops
+	// Wake the loop however it waits; it stops.
+	one := [8]byte{1}
+	if _, err := unix.Write(l.wakefd, one[:]); err != nil {
+		_ = l.outer.Close() // wakes a parked loop all the same
+	}
 	<-l.done
-	if err != nil {
+	if err := errors.Join(l.outer.Close(), unix.Close(l.epfd), unix.Close(l.wakefd)); err != nil && !errors.Is(err, os.ErrClosed) {
 		return fmt.Errorf("close epoll instance: %w", err)
 	}
 	if l.err != nil {
@@ -102,33 +147,162 @@ func (l *Loop) Close() error {
 	return nil
 }
 
+// run is the loop goroutine: it serves the sockets, parked or threaded as
+// pace chooses, until Close.
+func (l *Loop) run(rc syscall.RawConn) {
+	defer close(l.done)
+	for !l.closing.Load() && l.err == nil {
+		if l.pace.threaded {
+			l.runThreaded()
+			continue
+		}
+		if err := l.setParked(true); err != nil {
+			l.err = err
+			return
+		}
+		if err := rc.Read(l.poll); err != nil && !l.closing.Load() && l.err == nil {
+			l.err = err
+		}
+	}
+}
+
+// now is the loop's clock.
+func (l *Loop) now() time.Duration { return time.Since(l.epoch) }
+
+// switched reports whether the loop must now wait the other way, having
+// served from from to to.
+func (l *Loop) switched(from, to time.Duration) bool {
+	if !l.pace.served(from, to) {
+		return false
+	}
+	if l.pace.threaded && runtime.GOMAXPROCS(0) == 1 {
+		l.pace.threaded = false // a thread of its own would only take turns with the others
+		return false
+	}
+	l.changes.Add(1)
+	return true
+}
+
 // poll serves whatever is ready and reports false, to be called again when
 // the epoll instance is readable, once nothing is; true when the loop must
-// stop.
-func (l *Loop) poll(epfd uintptr) bool {
+// stop or wait threaded.
+func (l *Loop) poll(uintptr) bool {
+	from := l.now()
 	for !l.closing.Load() {
-		n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-		switch e {
-		case 0:
-		case unix.EINTR:
-			continue
-		default: // EBADF, EFAULT, EINVAL: a bug here
-			l.err = fmt.Errorf("epoll_pwait: %w", e)
+		n, ok := l.ready(0)
+		if !ok {
 			return true
 		}
 		if n == 0 {
-			return false
+			return l.switched(from, l.now())
 		}
-		for _, ev := range l.events[:n] {
-			l.mu.RLock()
-			c := l.conns[ev.Fd]
-			l.mu.RUnlock()
-			if c != nil {
-				l.drain(c)
+		l.serve(n)
+		if now := l.now(); now-from >= l.pace.window {
+			if l.switched(from, now) {
+				return true
 			}
+			from = now
 		}
 	}
 	return true
+}
+
+// setParked puts the loop's epoll instance in the outer one, which Go's
+// poller waits for, or takes it out.
+func (l *Loop) setParked(parked bool) error {
+	if parked == l.parked {
+		return nil
+	}
+	rc, err := l.outer.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("outer epoll instance: %w", err)
+	}
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		if parked {
+			cerr = unix.EpollCtl(int(fd), unix.EPOLL_CTL_ADD, l.epfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.epfd)})
+		} else {
+			cerr = unix.EpollCtl(int(fd), unix.EPOLL_CTL_DEL, l.epfd, nil)
+		}
+	}); err != nil {
+		return fmt.Errorf("outer epoll instance: %w", err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("epoll_ctl outer: %w", cerr)
+	}
+	l.parked = parked
+	return nil
+}
+
+// runThreaded serves the sockets waiting in epoll_wait, a blocking system
+// call in which the kernel wakes this goroutine's thread itself, until the
+// loop must park again or stop.
+func (l *Loop) runThreaded() {
+	if err := l.setParked(false); err != nil {
+		l.err = err
+		return
+	}
+	yielded := l.now()
+	for !l.closing.Load() && l.pace.threaded {
+		n, ok := l.ready(threadedWait)
+		if !ok {
+			return
+		}
+		from := l.now()
+		for n > 0 && !l.closing.Load() {
+			l.serve(n)
+			if n, ok = l.ready(0); !ok {
+				return
+			}
+		}
+		now := l.now()
+		l.switched(from, now)
+		if now-yielded >= yieldEvery {
+			runtime.Gosched()
+			yielded = l.now()
+		}
+	}
+}
+
+// ready fills l.events, waiting up to timeout ms for something to be ready
+// (0: not at all, without entering the runtime's system call path; then
+// the caller must not need the thread to be lent). It reports false when
+// the loop must stop.
+func (l *Loop) ready(timeout int) (int, bool) {
+	for {
+		var (
+			n uintptr
+			e syscall.Errno
+		)
+		if timeout == 0 {
+			n, _, e = unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+		} else {
+			n, _, e = unix.Syscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(timeout), 0, 0)
+		}
+		switch e {
+		case 0:
+			return int(n), true
+		case unix.EINTR:
+			if timeout != 0 {
+				return 0, true
+			}
+		default: // EBADF, EFAULT, EINVAL: a bug here
+			l.err = fmt.Errorf("epoll_pwait: %w", e)
+			return 0, false
+		}
+	}
+}
+
+// serve drains the sockets of the first n of l.events.
+func (l *Loop) serve(n int) {
+	for _, ev := range l.events[:n] {
+		l.mu.RLock()
+		c := l.conns[ev.Fd]
+		l.mu.RUnlock()
+		if c != nil {
+			l.drain(c)
+		}
+	}
 }
 
 // drain reads up to maxBatch datagrams from c.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,23 +22,53 @@ func listen(t *testing.T, network, addr string) *net.UDPConn {
 	return c.(*net.UDPConn)
 }
 
-func newLoop(t *testing.T) *Loop {
+func newLoop(t *testing.T) *Loop { return startLoop(t, pace{paceLimits: defaultLimits}) }
+
+func startLoop(t *testing.T, p pace) *Loop {
 	t.Helper()
-	l, err := New()
+	l, err := start(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = l.Close() })
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("loop Close: %v", err)
+		}
+	})
 	return l
+}
+
+// Ways for a loop to wait in tests: as New starts it (parked, threaded when
+// busy); always threaded; and switching every millisecond it serves.
+var (
+	staysThreaded = pace{threaded: true, paceLimits: paceLimits{window: time.Hour, busyLeave: -1}}
+	flapping      = pace{paceLimits: paceLimits{window: time.Millisecond, busyEnter: 0, enterWindows: 1, busyLeave: 2, leaveWindows: 1}}
+)
+
+// TestLoop runs the loop's tests with each way of waiting.
+func TestLoop(t *testing.T) {
+	tests := map[string]func(*testing.T, func(*testing.T) *Loop){
+		"HandlerAndReadFrom": testHandlerAndReadFrom, "DualStack": testDualStack, "Close": testClose,
+		"LoopCloseClosesConns": testLoopCloseClosesConns, "CloseWhileBusy": testCloseWhileBusy,
+		"ReadDeadline": testReadDeadline, "FullQueueDoesNotStopTheLoop": testFullQueueDoesNotStopTheLoop,
+		"SwitchingLosesNothing": testSwitchingLosesNothing,
+	}
+	for wait, p := range map[string]pace{"default": {paceLimits: defaultLimits}, "threaded": staysThreaded, "flapping": flapping} {
+		for name, test := range tests {
+			t.Run(wait+"/"+name, func(t *testing.T) {
+				test(t, func(t *testing.T) *Loop { return startLoop(t, p) })
+			})
+		}
+	}
 }
 
 func localAddrPort(c net.PacketConn) netip.AddrPort {
 	return c.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
-// TestHandlerAndReadFrom: the Handler sees every datagram with its source;
+// testHandlerAndReadFrom: the Handler sees every datagram with its source;
 // what it handles never reaches ReadFrom, the rest does, in order.
-func TestHandlerAndReadFrom(t *testing.T) {
+func testHandlerAndReadFrom(t *testing.T, newLoop func(*testing.T) *Loop) {
 	l := newLoop(t)
 	peer := listen(t, "udp4", "127.0.0.1:0")
 	var mu sync.Mutex
@@ -104,10 +135,10 @@ func TestHandlerAndReadFrom(t *testing.T) {
 	}
 }
 
-// TestDualStack: on an IPv6 socket an IPv4 client is seen by the Handler as
+// testDualStack: on an IPv6 socket an IPv4 client is seen by the Handler as
 // IPv4, by ReadFrom as net.UDPConn reports it (mapped), and reached with
 // either form.
-func TestDualStack(t *testing.T) {
+func testDualStack(t *testing.T, newLoop func(*testing.T) *Loop) {
 	l := newLoop(t)
 	sock, err := net.ListenPacket("udp", "[::]:0")
 	if err != nil {
@@ -152,9 +183,9 @@ func TestDualStack(t *testing.T) {
 	}
 }
 
-// TestClose: Close wakes a waiting ReadFrom with net.ErrClosed, later calls
+// testClose: Close wakes a waiting ReadFrom with net.ErrClosed, later calls
 // fail with it, and the loop stops serving the socket.
-func TestClose(t *testing.T) {
+func testClose(t *testing.T, newLoop func(*testing.T) *Loop) {
 	l := newLoop(t)
 	c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func([]byte, netip.AddrPort) bool { return false })
 	if err != nil {
@@ -190,13 +221,10 @@ func TestClose(t *testing.T) {
 	}
 }
 
-// TestLoopCloseClosesConns: closing the loop closes what it still serves,
+// testLoopCloseClosesConns: closing the loop closes what it still serves,
 // and it adopts no more.
-func TestLoopCloseClosesConns(t *testing.T) {
-	l, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
+func testLoopCloseClosesConns(t *testing.T, newLoop func(*testing.T) *Loop) {
+	l := newLoop(t)
 	c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func([]byte, netip.AddrPort) bool { return false })
 	if err != nil {
 		t.Fatal(err)
@@ -212,9 +240,9 @@ func TestLoopCloseClosesConns(t *testing.T) {
 	}
 }
 
-// TestCloseWhileBusy: writers, the loop and Close racing on one socket
+// testCloseWhileBusy: writers, the loop and Close racing on one socket
 // (run with -race) end with every call returning and the socket closed.
-func TestCloseWhileBusy(t *testing.T) {
+func testCloseWhileBusy(t *testing.T, newLoop func(*testing.T) *Loop) {
 	l := newLoop(t)
 	peer := listen(t, "udp4", "127.0.0.1:0")
 	for range 20 {
@@ -252,9 +280,9 @@ func TestCloseWhileBusy(t *testing.T) {
 	}
 }
 
-// TestReadDeadline: a past deadline fails ReadFrom with a timeout at once,
+// testReadDeadline: a past deadline fails ReadFrom with a timeout at once,
 // a near one after waiting.
-func TestReadDeadline(t *testing.T) {
+func testReadDeadline(t *testing.T, newLoop func(*testing.T) *Loop) {
 	l := newLoop(t)
 	c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func([]byte, netip.AddrPort) bool { return false })
 	if err != nil {
@@ -271,9 +299,9 @@ func TestReadDeadline(t *testing.T) {
 	}
 }
 
-// TestFullQueueDoesNotStopTheLoop: with nobody reading, datagrams for
+// testFullQueueDoesNotStopTheLoop: with nobody reading, datagrams for
 // ReadFrom are dropped past the queue and the Handler still sees the rest.
-func TestFullQueueDoesNotStopTheLoop(t *testing.T) {
+func testFullQueueDoesNotStopTheLoop(t *testing.T, newLoop func(*testing.T) *Loop) {
 	l := newLoop(t)
 	peer := listen(t, "udp4", "127.0.0.1:0")
 	fast := make(chan struct{}, 1)
@@ -356,3 +384,89 @@ func TestNotUDP(t *testing.T) {
 }
 
 type wrapped struct{ net.PacketConn }
+
+// TestFlapping: a loop that changes how it waits every millisecond it serves
+// does change, there and back, while serving testSwitchingLosesNothing.
+func TestFlapping(t *testing.T) {
+	var l *Loop
+	testSwitchingLosesNothing(t, func(t *testing.T) *Loop { l = startLoop(t, flapping); return l })
+	if n := l.changes.Load(); n < 4 {
+		t.Errorf("the loop changed how it waits %d times, want at least 4", n)
+	}
+	t.Logf("%d changes", l.changes.Load())
+}
+
+// testSwitchingLosesNothing: every datagram reaches the Handler or ReadFrom
+// exactly once and in order, whatever the loop's way of waiting, and however
+// often it changes (flapping changes it every millisecond it serves).
+func testSwitchingLosesNothing(t *testing.T, newLoop func(*testing.T) *Loop) {
+	l := newLoop(t)
+	peer := listen(t, "udp4", "127.0.0.1:0")
+	handled := make(chan int, 64)
+	c, err := l.Adopt(listen(t, "udp4", "127.0.0.1:0"), func(b []byte, _ netip.AddrPort) bool {
+		if b[0] != 'h' {
+			return false
+		}
+		n, _ := strconv.Atoi(string(b[1:]))
+		handled <- n
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	const bursts, burst = 40, 50 // a burst fits the socket's buffer and the queue
+	read := make(chan int, burst)
+	go func() {
+		buf := make([]byte, 16)
+		for {
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				close(read)
+				return
+			}
+			i, _ := strconv.Atoi(string(buf[1:n]))
+			read <- i
+		}
+	}()
+	nextHandled, nextRead := 0, 1
+	for b := range bursts {
+		for i := b * burst; i < (b+1)*burst; i++ {
+			kind := "h"
+			if i%2 == 1 {
+				kind = "r"
+			}
+			if _, err := peer.WriteToUDPAddrPort([]byte(kind+strconv.Itoa(i)), localAddrPort(c)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range burst / 2 {
+			select {
+			case n := <-handled:
+				if n != nextHandled {
+					t.Fatalf("handled %d, want %d", n, nextHandled)
+				}
+				nextHandled += 2
+			case <-time.After(10 * time.Second):
+				t.Fatalf("burst %d: the Handler saw nothing after %d", b, nextHandled-2)
+			}
+			select {
+			case n := <-read:
+				if n != nextRead {
+					t.Fatalf("ReadFrom got %d, want %d", n, nextRead)
+				}
+				nextRead += 2
+			case <-time.After(10 * time.Second):
+				t.Fatalf("burst %d: ReadFrom got nothing after %d", b, nextRead-2)
+			}
+		}
+		if b == bursts/2 {
+			time.Sleep(20 * time.Millisecond) // a quiet spell between bursts
+		}
+	}
+	select {
+	case n := <-handled:
+		t.Errorf("handled %d more than was sent", n)
+	default:
+	}
+}
