@@ -25,11 +25,14 @@ type turnLoad struct {
 	messages          int
 }
 
-// turnLoads are ~10k and ~20k msg/s; $TURN_BENCH_LOADS overrides them
+// turnLoads are ~10k and ~20k msg/s, each sustained for 20–30 s (1,500
+// messages a client): a burst of a few seconds hides a server that falls
+// behind slowly, as its socket buffers fill, and gives the probe's p99 too
+// few samples. $TURN_BENCH_LOADS overrides them
 // (clients:interval_ms:messages,...) and $TURN_BENCH_MESSAGES the messages
 // per client (fewer, for a quick check of the harness).
 func turnLoads(b *testing.B) []turnLoad {
-	loads := []turnLoad{{"~10k/s", 200, 5, 500}, {"~20k/s", 400, 5, 500}}
+	loads := []turnLoad{{"~10k/s", 200, 5, 1500}, {"~20k/s", 400, 5, 1500}}
 	if v := os.Getenv("TURN_BENCH_LOADS"); v != "" {
 		loads = nil
 		for _, l := range strings.Split(v, ",") {

@@ -2,8 +2,10 @@
 // threads do: one goroutine serves every socket it was given through an
 // epoll instance of its own, reads each readable socket with raw
 // non-blocking recvfrom, and hands each datagram to the socket's Handler on
-// that goroutine. When nothing is readable it parks until the epoll instance
-// is, through Go's poller, so that waiting holds no thread. A Handler that
+// that goroutine. When nothing is readable it waits: parked until the epoll
+// instance is readable, through Go's poller, so that waiting holds no
+// thread; or, while it is busy, in epoll_wait on a thread of its own (see
+// pace). A Handler that
 // relays (TURN ChannelData to a relay socket, a peer's datagram back to the
 // client) sends at once with a raw sendto. Whatever that makes readable on
 // the loop's other sockets (a relay socket on loopback, a second hop) is
