@@ -430,6 +430,18 @@ func testSwitchingLosesNothing(t *testing.T, newLoop func(*testing.T) *Loop) {
 		}
 	}()
 	nextHandled, nextRead := 0, 1
+	expect := func(got <-chan int, next *int, who string, burst int) {
+		t.Helper()
+		select {
+		case n := <-got:
+			if n != *next {
+				t.Fatalf("%s got %d, want %d", who, n, *next)
+			}
+			*next += 2
+		case <-time.After(10 * time.Second):
+			t.Fatalf("burst %d: %s got nothing after %d", burst, who, *next-2)
+		}
+	}
 	for b := range bursts {
 		for i := b * burst; i < (b+1)*burst; i++ {
 			kind := "h"
@@ -441,24 +453,8 @@ func testSwitchingLosesNothing(t *testing.T, newLoop func(*testing.T) *Loop) {
 			}
 		}
 		for range burst / 2 {
-			select {
-			case n := <-handled:
-				if n != nextHandled {
-					t.Fatalf("handled %d, want %d", n, nextHandled)
-				}
-				nextHandled += 2
-			case <-time.After(10 * time.Second):
-				t.Fatalf("burst %d: the Handler saw nothing after %d", b, nextHandled-2)
-			}
-			select {
-			case n := <-read:
-				if n != nextRead {
-					t.Fatalf("ReadFrom got %d, want %d", n, nextRead)
-				}
-				nextRead += 2
-			case <-time.After(10 * time.Second):
-				t.Fatalf("burst %d: ReadFrom got nothing after %d", b, nextRead-2)
-			}
+			expect(handled, &nextHandled, "the Handler", b)
+			expect(read, &nextRead, "ReadFrom", b)
 		}
 		if b == bursts/2 {
 			time.Sleep(20 * time.Millisecond) // a quiet spell between bursts
