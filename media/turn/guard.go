@@ -21,9 +21,10 @@ var (
 )
 
 // guard sees the TURN control messages on a client-facing socket before pion
-// does, and pion's answers to them. It answers itself only to authenticated
-// requests it refuses: Allocate over quota (486) and CreatePermission or
-// ChannelBind naming a denied peer (403). When the policy allows exact peer
+// does, and pion's answers to them. It answers itself only to requests with
+// wrong credentials (401) and to authenticated requests it refuses:
+// Allocate over quota (486) and CreatePermission or ChannelBind naming a
+// denied peer (403). When the policy allows exact peer
 // addresses it also drops Send indications to other ports of their IPs.
 // Everything else passes untouched; ChannelData, the bulk of the traffic,
 // costs one byte comparison.
@@ -82,12 +83,12 @@ func (g *guard) inbound(b []byte, network string, local, remote net.Addr) (reply
 		return nil, false
 	}
 	key, err := g.auth.key(username.String(), realm.String())
-	if err != nil {
-		return nil, false // pion asks the same authenticator, refuses and counts
+	if err == nil {
+		err = stun.MessageIntegrity(key).Check(m)
 	}
-	if err := stun.MessageIntegrity(key).Check(m); err != nil {
+	if err != nil {
 		g.metrics.authFailure(err)
-		return nil, false // pion answers 400
+		return g.unauthorized(m), false
 	}
 	switch t {
 	case allocateRequest:
@@ -172,6 +173,30 @@ func xorPeer(m *stun.Message, a stun.RawAttribute) (netip.AddrPort, bool) {
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(ip, uint16(peer.Port)), true
+}
+
+// unauthorized answers a request whose credentials are wrong (an unknown,
+// expired or malformed username, another realm, a MESSAGE-INTEGRITY that
+// does not match) with 401, the realm and the request's own nonce, as RFC
+// 8489 section 9.2.4 and coturn do; pion would answer 400 with no reason. A
+// request without a nonce is left to pion, which answers 400.
+func (g *guard) unauthorized(m *stun.Message) []byte {
+	var nonce stun.Nonce
+	if nonce.GetFrom(m) != nil {
+		return nil
+	}
+	resp, err := stun.Build(
+		&stun.Message{TransactionID: m.TransactionID},
+		stun.NewType(m.Type.Method, stun.ClassErrorResponse),
+		stun.CodeUnauthorized,
+		stun.NewRealm(g.auth.realm),
+		nonce,
+	)
+	if err != nil {
+		g.log.Error("turn error response not built", "code", int(stun.CodeUnauthorized), "err", err)
+		return dropped
+	}
+	return resp.Raw
 }
 
 // refuse builds an authenticated error response to m.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pion/logging"
+	"github.com/pion/stun"
 	pionturn "github.com/pion/turn/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -283,8 +284,8 @@ func TestRefusedCredentials(t *testing.T) {
 				_ = relay.Close()
 				t.Fatal("Allocate succeeded")
 			}
-			if !strings.Contains(err.Error(), "error response") {
-				t.Fatalf("Allocate: %v, want an error response", err)
+			if !strings.Contains(err.Error(), "error response") || !strings.Contains(err.Error(), "401") {
+				t.Fatalf("Allocate: %v, want an error response with 401", err)
 			}
 			if after := metricValue(t, reg, "meeting_turn_auth_failures_total", "reason", tc.reason); after <= before {
 				t.Errorf("auth failures{reason=%q} stayed at %v", tc.reason, after)
@@ -293,6 +294,26 @@ func TestRefusedCredentials(t *testing.T) {
 	}
 	if n := s.Allocations(); n != 0 {
 		t.Errorf("%d allocations after refused requests", n)
+	}
+
+	// The 401 carries the realm and the request's nonce (RFC 8489 9.2.4), and
+	// no MESSAGE-INTEGRITY: the server has no key to sign it with.
+	nonce := tcpNonce(t, s.TCPAddr())
+	conn, err := net.Dial("tcp", s.TCPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	resp, err := roundTrip(conn, authAllocate(t, stun.NewTransactionID(), validUser, "bm90IHRoZSBwYXNzd29yZA==", nonce))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var realm stun.Realm
+	var got stun.Nonce
+	if code := errorCode(resp); code != 401 || realm.GetFrom(resp) != nil || realm.String() != DefaultRealm ||
+		got.GetFrom(resp) != nil || got.String() != nonce || resp.Contains(stun.AttrMessageIntegrity) {
+		t.Errorf("answer to a wrong password: code %d, realm %q, nonce %q (sent %q), integrity %v; want 401, %q, the nonce sent, none",
+			code, realm, got, nonce, resp.Contains(stun.AttrMessageIntegrity), DefaultRealm)
 	}
 }
 
