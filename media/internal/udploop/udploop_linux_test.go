@@ -1,6 +1,7 @@
 package udploop
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
@@ -51,7 +52,7 @@ func TestLoop(t *testing.T) {
 		"HandlerAndReadFrom": testHandlerAndReadFrom, "DualStack": testDualStack, "Close": testClose,
 		"LoopCloseClosesConns": testLoopCloseClosesConns, "CloseWhileBusy": testCloseWhileBusy,
 		"ReadDeadline": testReadDeadline, "FullQueueDoesNotStopTheLoop": testFullQueueDoesNotStopTheLoop,
-		"SwitchingLosesNothing": testSwitchingLosesNothing,
+		"SwitchingLosesNothing": testSwitchingLosesNothing, "Backlog": testBacklog,
 	}
 	for wait, p := range map[string]pace{"default": {paceLimits: defaultLimits}, "threaded": staysThreaded, "flapping": flapping} {
 		for name, test := range tests {
@@ -464,5 +465,78 @@ func testSwitchingLosesNothing(t *testing.T, newLoop func(*testing.T) *Loop) {
 	case n := <-handled:
 		t.Errorf("handled %d more than was sent", n)
 	default:
+	}
+}
+
+// testBacklog: a socket's backlog, read many datagrams at a time, reaches
+// the Handler whole, in order, each with its own source, the empty datagram
+// and the largest among them; what the Handler leaves reaches ReadFrom the
+// same.
+func testBacklog(t *testing.T, newLoop func(*testing.T) *Loop) {
+	l := newLoop(t)
+	sock := listen(t, "udp4", "127.0.0.1:0")
+	if err := sock.SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	peers := []*net.UDPConn{listen(t, "udp4", "127.0.0.1:0"), listen(t, "udp4", "127.0.0.1:0")}
+	const largest = 65507 // IPv4's
+	sizes := []int{0, 1, 2, 100, 1500, largest}
+	type datagram struct {
+		from netip.AddrPort
+		b    []byte
+	}
+	var sent []datagram
+	for i := range 3*maxBatch + 7 { // more than a batch holds, and not a whole number of them
+		size := sizes[i%len(sizes)]
+		if size == largest && i > len(sizes) {
+			size = 300 // two of the largest: the socket's buffer holds the rest
+		}
+		b := make([]byte, size)
+		for j := range b {
+			b[j] = byte(i + j)
+		}
+		from := peers[i%2]
+		if _, err := from.WriteToUDPAddrPort(b, localAddrPort(sock)); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, datagram{localAddrPort(from), b})
+	}
+	toHandler := func(b []byte) bool { return len(b) > 0 && len(b) != 1500 }
+	handled, read := make(chan datagram, len(sent)), make(chan datagram, len(sent))
+	c, err := l.Adopt(sock, func(b []byte, from netip.AddrPort) bool {
+		if toHandler(b) {
+			handled <- datagram{from, bytes.Clone(b)}
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	go func() {
+		buf := make([]byte, 2000)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			ap, _ := AddrPort(from)
+			read <- datagram{ap, bytes.Clone(buf[:n])}
+		}
+	}()
+	for i, want := range sent {
+		got, who := handled, "the Handler"
+		if !toHandler(want.b) {
+			got, who = read, "ReadFrom"
+		}
+		select {
+		case d := <-got:
+			if d.from != want.from || !bytes.Equal(d.b, want.b) {
+				t.Fatalf("datagram %d: %s got %d bytes from %v, want %d bytes from %v", i, who, len(d.b), d.from, len(want.b), want.from)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("datagram %d of %d never reached %s", i, len(sent), who)
+		}
 	}
 }
