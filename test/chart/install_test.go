@@ -59,7 +59,12 @@ func localCluster(t *testing.T) *cluster {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	t.Cleanup(down) // registered after TempDir: runs before its removal
+	t.Cleanup(down)    // registered after TempDir: runs before its removal
+	t.Cleanup(func() { // runs before down
+		if t.Failed() {
+			logTails(t, filepath.Join(dir, "logs"), "kwok", "kube-controller-manager", "kube-scheduler")
+		}
+	})
 	if err != nil {
 		t.Fatalf("local-cluster.sh up: %v\n%s\n%s", err, out, stderr.String())
 	}
@@ -85,6 +90,44 @@ func localCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	return &cluster{kubeconfig: kc, cs: clientset(t, cfg), c: c}
+}
+
+// logTails logs the last lines of the local cluster's component logs: a
+// pod the fake kubelet (KWOK) never marks Ready, say, is explained there.
+func logTails(t *testing.T, dir string, names ...string) {
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(dir, name+".log"))
+		if err != nil {
+			t.Logf("%s log: %v", name, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		t.Logf("the last lines of %s.log:\n%s", name, strings.Join(lines[max(len(lines)-30, 0):], "\n"))
+	}
+}
+
+// podStates tells the phase, readiness and latest event of each pod in ns.
+func podStates(ctx context.Context, cl *cluster, ns string) string {
+	pods, err := cl.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var states []string
+	for _, p := range pods.Items {
+		ready := "unknown"
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				ready = string(c.Status)
+			}
+		}
+		state := fmt.Sprintf("%s on %q %s ready=%s", p.Name, p.Spec.NodeName, p.Status.Phase, ready)
+		if ev, err := cl.cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.Name}); err == nil && len(ev.Items) > 0 {
+			last := ev.Items[len(ev.Items)-1]
+			state += fmt.Sprintf(" (last event %s: %s)", last.Reason, last.Message)
+		}
+		states = append(states, state)
+	}
+	return strings.Join(states, "; ")
 }
 
 // eventually polls cond every half second until it holds or timeout passes.
@@ -335,7 +378,7 @@ func TestInstallOnLocalCluster(t *testing.T) {
 			}
 			args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
 			return rs != before[name] && available(d) && strings.Contains(args, "--end-grace=10s"),
-				fmt.Sprintf("ReplicaSet %s (was %s), status %+v", rs, before[name], d.Status)
+				fmt.Sprintf("ReplicaSet %s (was %s), status %+v; pods: %s", rs, before[name], d.Status, podStates(ctx, cl, ns))
 		})
 		t.Logf("%s rolled out: ReplicaSet %s -> %s", name, before[name], currentReplicaSet(t, cl, ns, name))
 	}
