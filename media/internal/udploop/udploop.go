@@ -1,8 +1,9 @@
 // Package udploop serves UDP sockets from an event loop, as coturn's relay
 // threads do: one goroutine serves every socket it was given through an
 // epoll instance of its own, reads each readable socket with raw
-// non-blocking recvmmsg (up to 32 datagrams a call), and hands each datagram to the socket's Handler on
-// that goroutine. When nothing is readable it waits: parked until the epoll
+// non-blocking recvmmsg (up to 32 datagrams a call), and hands each
+// datagram to the socket's Handler on that goroutine. When nothing is
+// readable it waits: parked until the epoll
 // instance is readable, through Go's poller, so that waiting holds no
 // thread; or, while it is busy, in epoll_wait on a thread of its own (see
 // pace). A Handler that
