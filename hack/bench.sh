@@ -49,9 +49,9 @@ turn_bin=$(mktemp -d)/meeting
 CGO_ENABLED=0 go build -o "$turn_bin" ./cmd/meeting
 MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNRelay' -benchtime 1x -timeout 20m ./test/e2e/ \
   | grep -E '^(TURN|server|meeting turn|coturn|CPU ratio|Benchmark|ok|FAIL|---)|_test.go'
-log "TURN under pressure: meeting turn vs coturn at 10k and 20k messages/s offered, quiet and with a busy loop pinned to each core: msg/s, loss, round trip, CPU per message"
+log "TURN under pressure: meeting turn vs coturn at 10k and 20k messages/s offered, quiet and with a busy loop pinned to each core, 3 rounds each (\$TURN_BENCH_ROUNDS), judged on medians: msg/s, loss, round trip, CPU per message"
 load_now
-MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNPressure' -benchtime 1x -timeout 30m ./test/e2e/ \
+MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNPressure' -benchtime 1x -timeout 90m ./test/e2e/ \
   | grep -E '^(TURN|load |~[0-9]|[0-9]+x[0-9]|targets|Benchmark|ok|FAIL|---)|_test.go'
 load_now
 rm -rf "$(dirname "$turn_bin")"
