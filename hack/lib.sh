@@ -72,11 +72,18 @@ test_mariadb_dir=
 test_mariadb_pid=
 test_mariadb_password=
 
-# free_port prints a TCP port on 127.0.0.1 that nothing listens on now.
+# free_port prints a TCP port on 127.0.0.1 that nothing listens on now, below
+# the kernel's ephemeral range (net.ipv4.ip_local_port_range): ports in that
+# range are what outgoing connections and every listener on port 0 take, so
+# one picked there can be taken between the pick and the bind (the local
+# cluster's controller manager once failed so, "address already in use").
 free_port() {
-  local p
+  local lo=32768 base=10000 span p
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  span=$(( lo - base ))
+  if [ "$span" -lt 2000 ]; then base=20000 span=40000; fi # an unusual range: no safe band
   for _ in $(seq 1 50); do
-    p=$(( 20000 + RANDOM % 40000 ))
+    p=$(( base + ((RANDOM << 15) | RANDOM) % span ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0

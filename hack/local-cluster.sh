@@ -25,7 +25,7 @@ nodes=${LOCAL_CLUSTER_NODES:-3}
 # Started in this order, stopped in the reverse one.
 components="etcd kube-apiserver kube-controller-manager kube-scheduler kwok"
 
-log() { printf '==> %s\n' "$*" >&2; }
+. "$hack/lib.sh" # log, free_port
 die() { log "$*"; exit 1; }
 
 pki=$dir/pki
@@ -42,17 +42,6 @@ pid_of() {
   [ -n "$pid" ] && running "$pid" || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir/" || return 1
   echo "$pid"
-}
-
-# free_port prints a TCP port on 127.0.0.1 nobody listens on. The component that
-# gets it is checked to have bound it (wait_ready), so a lost race fails loudly.
-free_port() {
-  local p i
-  for i in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  die "no free port on 127.0.0.1"
 }
 
 api_ready() {
@@ -173,8 +162,10 @@ up() {
   mkdir -p "$run" "$logs" "$dir/etcd"
   make_pki
   local etcd_port etcd_peer kcm_port sched_port
-  etcd_port=$(free_port); etcd_peer=$(free_port); api_port=$(free_port)
-  kcm_port=$(free_port); sched_port=$(free_port)
+  # Each component is checked to have bound its port (wait_for), so a lost race fails loudly.
+  port() { free_port || die "no free port on 127.0.0.1"; }
+  etcd_port=$(port); etcd_peer=$(port); api_port=$(port)
+  kcm_port=$(port); sched_port=$(port)
   printf 'api_port=%s\netcd_port=%s\n' "$api_port" "$etcd_port" >"$dir/ports"
   log "starting the local cluster in $dir (API server https://127.0.0.1:$api_port)"
 
