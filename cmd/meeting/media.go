@@ -16,6 +16,7 @@ import (
 	"meeting.dev/meeting/internal/schedule"
 	"meeting.dev/meeting/internal/sockbuf"
 	"meeting.dev/meeting/media/sfu"
+	"meeting.dev/meeting/media/turn"
 )
 
 // mediaConfig is standalone's in-process media: the SFU's one UDP port and
@@ -27,6 +28,7 @@ type mediaConfig struct {
 	allowedOrigins  sfuList
 	maxParticipants int
 	udpBuffer       int
+	turnUDPBuffer   int
 }
 
 func (c *mediaConfig) register(fs *flag.FlagSet) {
@@ -35,7 +37,8 @@ func (c *mediaConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.publicIP, "public-ip", "", "IPv4 address other machines reach this one by: media listens on every interface and announces it in ICE candidates and TURN URLs, and --http-addr defaults to :8080 (default: everything on loopback only)")
 	fs.Var(&c.allowedOrigins, "allowed-origins", `Origins accepted on signalling besides the API's own (repeatable or comma-separated)`)
 	fs.IntVar(&c.maxParticipants, "max-participants", sfu.DefaultMaxParticipants, "most participants in one meeting's room")
-	fs.IntVar(&c.udpBuffer, "udp-buffer", sockbuf.Default, "bytes of kernel receive and send buffer asked for the media UDP sockets (capped by net.core.rmem_max/wmem_max; logged when it is)")
+	fs.IntVar(&c.udpBuffer, "udp-buffer", sockbuf.Default, "bytes of kernel receive and send buffer asked for the media UDP port (capped by net.core.rmem_max/wmem_max; logged when it is)")
+	fs.IntVar(&c.turnUDPBuffer, "turn-udp-buffer", turn.DefaultUDPBuffer, "bytes of kernel receive and send buffer asked for TURN's UDP sockets (capped as --udp-buffer is)")
 }
 
 func (c *mediaConfig) validate() error {
@@ -59,6 +62,9 @@ func (c *mediaConfig) validate() error {
 	}
 	if c.udpBuffer < 0 {
 		errs = append(errs, fmt.Errorf("--udp-buffer %d: must not be negative", c.udpBuffer))
+	}
+	if c.turnUDPBuffer < 0 {
+		errs = append(errs, fmt.Errorf("--turn-udp-buffer %d: must not be negative", c.turnUDPBuffer))
 	}
 	if c.maxParticipants <= 0 {
 		errs = append(errs, fmt.Errorf("--max-participants %d: must be positive", c.maxParticipants))
@@ -87,7 +93,7 @@ func openMedia(c mediaConfig, policy schedule.Policy, drain time.Duration, reg p
 		return nil, err
 	}
 	sockbuf.SetAndLog(log, "sfu ice", c.udpBuffer, ice)
-	sockbuf.SetAndLog(log, "turn", c.udpBuffer, turnUDP)
+	sockbuf.SetAndLog(log, "turn", c.turnUDPBuffer, turnUDP)
 	rooms, err := local.New(local.Config{
 		ICEConn:         ice,
 		TURNConns:       []net.PacketConn{turnUDP},

@@ -79,7 +79,7 @@ func (f *turnFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.cfg.TCPIdleTimeout, "tcp-idle-timeout", f.cfg.TCPIdleTimeout, "close an authenticated TCP or TLS connection silent (or not reading) this long; its allocation ends with it")
 	fs.IntVar(&f.cfg.TCPConnsPerSource, "tcp-conns-per-source", f.cfg.TCPConnsPerSource, "most TCP and TLS connections from one IP address, 0 for no limit")
 	fs.IntVar(&f.udpSockets, "udp-sockets", 0, "UDP sockets sharing the port with SO_REUSEPORT (default one per CPU)")
-	fs.IntVar(&f.udpBuffer, "udp-buffer", sockbuf.Default, "bytes of kernel receive and send buffer asked for each UDP socket (capped by net.core.rmem_max/wmem_max; logged when it is)")
+	fs.IntVar(&f.udpBuffer, "udp-buffer", turn.DefaultUDPBuffer, "bytes of kernel receive and send buffer asked for each UDP socket (capped by net.core.rmem_max/wmem_max; logged when it is)")
 	fs.StringVar(&f.httpAddr, "http-addr", ":9641", "host:port of /healthz, /readyz and /metrics")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate for TURN over TLS (with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key for TURN over TLS")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"meeting.dev/meeting/internal/sockbuf"
 	"meeting.dev/meeting/media/turn"
 )
 
@@ -148,5 +149,51 @@ func TestTURNConnectionFlags(t *testing.T) {
 	}
 	if err := f.cfg.Validate(); err == nil || !strings.Contains(err.Error(), "TCP timeouts") {
 		t.Errorf("negative --tcp-auth-timeout: Validate = %v, want an error naming it", err)
+	}
+}
+
+// TestUDPBufferFlags checks the UDP buffer sizes asked for: TURN's own
+// default, smaller than the SFU's, in the turn role and standalone, and
+// that a negative size is refused with the flag's name.
+func TestUDPBufferFlags(t *testing.T) {
+	t.Setenv("MEETING_TURN_SECRET", "s")
+	t.Setenv("MEETING_UDP_BUFFER", "")
+	f, err := parseTURN(t, "--relay-ip", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.udpBuffer != turn.DefaultUDPBuffer || turn.DefaultUDPBuffer >= sockbuf.Default {
+		t.Errorf("turn --udp-buffer default %d, want turn.DefaultUDPBuffer %d, under the SFU's %d", f.udpBuffer, turn.DefaultUDPBuffer, sockbuf.Default)
+	}
+	t.Setenv("MEETING_UDP_BUFFER", "1048576")
+	if f, err = parseTURN(t, "--relay-ip", "127.0.0.1"); err != nil || f.udpBuffer != 1<<20 {
+		t.Errorf("MEETING_UDP_BUFFER=1048576: %d, %v", f.udpBuffer, err)
+	}
+	t.Setenv("MEETING_UDP_BUFFER", "")
+	if _, err := parseTURN(t, "--relay-ip", "127.0.0.1", "--udp-buffer", "-1"); err == nil || !strings.Contains(err.Error(), "--udp-buffer") {
+		t.Errorf("turn --udp-buffer -1: %v, want an error naming it", err)
+	}
+
+	media := func(args ...string) (mediaConfig, error) {
+		var c mediaConfig
+		fs := newFlagSet("meeting", "", io.Discard, "")
+		c.register(fs)
+		if err := parseFlags(fs, args); err != nil {
+			return c, err
+		}
+		return c, c.validate()
+	}
+	c, err := media()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.udpBuffer != sockbuf.Default || c.turnUDPBuffer != turn.DefaultUDPBuffer {
+		t.Errorf("standalone defaults: --udp-buffer %d, --turn-udp-buffer %d", c.udpBuffer, c.turnUDPBuffer)
+	}
+	if c, err = media("--turn-udp-buffer", "3000000"); err != nil || c.turnUDPBuffer != 3000000 || c.udpBuffer != sockbuf.Default {
+		t.Errorf("--turn-udp-buffer 3000000: %+v, %v", c, err)
+	}
+	if _, err := media("--turn-udp-buffer", "-5"); err == nil || !strings.Contains(err.Error(), "--turn-udp-buffer") {
+		t.Errorf("--turn-udp-buffer -5: %v, want an error naming it", err)
 	}
 }

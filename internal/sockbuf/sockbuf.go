@@ -10,8 +10,9 @@ import (
 	"net"
 )
 
-// Default is the buffer size the media sockets ask for, each way: about
-// 2,000 full-size datagrams, 130 ms of a 10 × 10 call's forwarding.
+// Default is the buffer size the SFU's socket asks for, each way: about
+// 2,000 full-size datagrams, 130 ms of a 10 × 10 call's forwarding. TURN's
+// sockets ask for less (turn.DefaultUDPBuffer).
 const Default = 4 << 20
 
 // Sizes are a socket's buffer sizes in bytes, as comparable to the size

@@ -10,16 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// udpBuffer is the socket buffer asked for each UDP listener, so that bursts
-// wait in the kernel rather than being dropped.
-const udpBuffer = 4 << 20
-
 // ListenUDP opens n UDP sockets on addr (host:port; port 0 picks one, which
 // all n share) with SO_REUSEPORT, for Config.PacketConns; n <= 0 opens one
 // per CPU. The kernel spreads clients over them by 5-tuple and the Server
 // serves each on its own goroutine, so every core can relay. Each asks for
-// a 4 MiB socket buffer, as far as the kernel allows. Outside Linux it opens
-// one socket whatever n is.
+// DefaultUDPBuffer bytes of socket buffer each way, as far as the kernel
+// allows. Outside Linux it opens one socket whatever n is.
 func ListenUDP(addr string, n int) ([]net.PacketConn, error) {
 	if n <= 0 {
 		n = runtime.NumCPU()
@@ -43,8 +39,8 @@ func ListenUDP(addr string, n int) ([]net.PacketConn, error) {
 			return nil, fmt.Errorf("open udp socket on %s: %w", addr, err)
 		}
 		if u, ok := c.(*net.UDPConn); ok {
-			_ = u.SetReadBuffer(udpBuffer) // best effort: the kernel caps it
-			_ = u.SetWriteBuffer(udpBuffer)
+			_ = u.SetReadBuffer(DefaultUDPBuffer) // best effort: the kernel caps it
+			_ = u.SetWriteBuffer(DefaultUDPBuffer)
 		}
 		conns = append(conns, c)
 		addr = c.LocalAddr().String() // the others join the port the first got

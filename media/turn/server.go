@@ -37,6 +37,15 @@ const (
 	// DefaultTCPConnsPerSource is the most TCP and TLS connections one
 	// source IP address may hold.
 	DefaultTCPConnsPerSource = 20
+	// DefaultUDPBuffer is the kernel buffer, each way, asked for each
+	// client-facing UDP socket: 2 MiB, as coturn asks, which Linux doubles
+	// to 4 MiB of accounted memory, about 5,000 datagrams of 100 bytes. It
+	// is sized by the wait it allows: under overload the buffer stays full
+	// and what it holds waits its turn, on the 2-core test machine about
+	// 400 ms at 12,500 datagrams a second a socket. Twice as much doubled
+	// that wait (docs/turn.md, Performance). The SFU's sockets ask for more
+	// (sockbuf.Default): they take full-size video in bursts.
+	DefaultUDPBuffer = 2 << 20
 )
 
 // Config configures a Server. Secret, RelayIP and at least one socket (in

@@ -4,9 +4,14 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"meeting.dev/meeting/internal/sockbuf"
 )
 
 func TestListenUDP(t *testing.T) {
@@ -24,6 +29,13 @@ func TestListenUDP(t *testing.T) {
 		for _, pc := range pcs {
 			if pc.LocalAddr().String() != pcs[0].LocalAddr().String() {
 				t.Errorf("sockets on %v and %v, want one port", pcs[0].LocalAddr(), pc.LocalAddr())
+			}
+			// Each asks for DefaultUDPBuffer, which the kernel grants in
+			// full when its limit allows.
+			if got, err := sockbuf.Set(pc, 0); err != nil {
+				t.Errorf("socket buffers: %v", err)
+			} else if want := min(DefaultUDPBuffer, rmemMax(t)); runtime.GOOS == "linux" && got.Read != want {
+				t.Errorf("receive buffer %d bytes, want %d", got.Read, want)
 			}
 			_ = pc.Close()
 		}
@@ -61,4 +73,21 @@ func TestServerOwnsSockets(t *testing.T) {
 	if _, err := tcp.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("TCP listener after Close: accept error %v, want net.ErrClosed", err)
 	}
+}
+
+// rmemMax is the kernel's limit on a socket's receive buffer (Linux).
+func rmemMax(t *testing.T) int {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
