@@ -99,8 +99,6 @@ func (r *relays) AllocatePacketConn(network string, requestedPort int) (net.Pack
 		return nil, nil, fmt.Errorf("open relay socket: %w", err)
 	}
 	r.quotas.opened(key, rc)
-	r.metrics.allocations.Inc()
-	r.metrics.allocationsTotal.Inc()
 	return rc, addr, nil
 }
 
@@ -213,8 +211,9 @@ func (c *relayConn) countToPeer(n int) {
 func (c *relayConn) Close() error {
 	c.once.Do(func() {
 		c.closed.Store(true)
-		c.relays.quotas.closed(c.key)
-		c.relays.metrics.allocations.Dec()
+		if c.relays.quotas.closed(c.key) {
+			c.relays.metrics.allocations.Dec()
+		}
 	})
 	return c.Conn.Close()
 }

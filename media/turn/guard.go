@@ -236,7 +236,10 @@ func (g *guard) outbound(b []byte, t uint16, network string, local, remote net.A
 		g.quotas.refused(m.TransactionID, client)
 		return
 	}
-	g.quotas.confirmed(m.TransactionID, client, relayKey(relayed.IP, relayed.Port))
+	if g.quotas.confirmed(m.TransactionID, client, relayKey(relayed.IP, relayed.Port)) {
+		g.metrics.allocations.Inc()
+		g.metrics.allocationsTotal.Inc()
+	}
 }
 
 // relayKey names a relay address the same way from a response and a socket.

@@ -141,8 +141,9 @@ func (q *quotas) relayOf(tuple string) *relayConn {
 // from tuple, once pion has answered it with success. Every new allocation
 // is counted, with or without a reservation (one that lapsed, or a request
 // from a 5-tuple whose allocation ended meanwhile), even beyond the quota:
-// the counts must not fall below what pion holds.
-func (q *quotas) confirmed(tx [12]byte, tuple, relay string) {
+// the counts must not fall below what pion holds. It reports whether relay
+// became an allocation now.
+func (q *quotas) confirmed(tx [12]byte, tuple, relay string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	key := pendingKey{tuple: tuple, tx: tx}
@@ -155,7 +156,7 @@ func (q *quotas) confirmed(tx [12]byte, tuple, relay string) {
 		if reserved {
 			q.cancelLocked(r)
 		}
-		return
+		return false
 	}
 	if !r.counted {
 		q.occupied++
@@ -165,6 +166,7 @@ func (q *quotas) confirmed(tx [12]byte, tuple, relay string) {
 	}
 	*e = relayEntry{bound: true, hasUser: reserved, user: r.user, tuple: tuple, conn: e.conn}
 	q.tuples[tuple] = relay
+	return true
 }
 
 // refused cancels the reservation of the Allocate of transaction tx from
@@ -179,13 +181,15 @@ func (q *quotas) refused(tx [12]byte, tuple string) {
 	}
 }
 
-// closed releases the allocation at relay when pion closes its socket.
-func (q *quotas) closed(relay string) {
+// closed releases the allocation at relay when pion closes its socket, and
+// reports whether the socket was an allocation's: pion also opens and
+// closes sockets to find an even port (EVEN-PORT), which never are.
+func (q *quotas) closed(relay string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	e, ok := q.relays[relay]
 	if !ok {
-		return
+		return false
 	}
 	delete(q.relays, relay)
 	if e.bound {
@@ -194,6 +198,7 @@ func (q *quotas) closed(relay string) {
 		}
 		q.releaseLocked(e.user, e.hasUser)
 	}
+	return e.bound
 }
 
 // usage returns the allocations and reservations of user and in total.

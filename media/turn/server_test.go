@@ -534,3 +534,52 @@ func TestServersShareRegisterer(t *testing.T) {
 		t.Errorf("allocations gauge = %v, want 2", got)
 	}
 }
+
+// TestEvenPortAllocationCountedOnce checks that an Allocate asking for an
+// even port (EVEN-PORT, as coturn's uclient sends) gets one and is counted
+// as one allocation: pion finds the port by opening and closing sockets of
+// the relay range until one is even, and those are not allocations.
+func TestEvenPortAllocationCountedOnce(t *testing.T) {
+	s, reg := startServer(t, nil)
+	nonce := tcpNonce(t, s.TCPAddr())
+	user, pass := creds("olga", time.Hour)
+	conn, err := net.Dial("tcp", s.TCPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	evenPort := stun.RawAttribute{Type: stun.AttrEvenPort, Value: []byte{0}} // R bit clear: no reservation
+	for i := range 4 {
+		req := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest),
+			requestedTransportUDP, evenPort, stun.NewUsername(user), stun.NewRealm(DefaultRealm), stun.NewNonce(nonce),
+			stun.NewLongTermIntegrity(user, DefaultRealm, pass))
+		if i > 0 { // a new connection for each allocation: one per 5-tuple
+			_ = conn.Close()
+			if conn, err = net.Dial("tcp", s.TCPAddr().String()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := roundTrip(conn, req.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := errorCode(resp); code != 0 {
+			t.Fatalf("Allocate with EVEN-PORT %d: error %d", i, code)
+		}
+		var relayed stun.XORMappedAddress
+		if err := relayed.GetFromAs(resp, stun.AttrXORRelayedAddress); err != nil {
+			t.Fatal(err)
+		}
+		if relayed.Port%2 != 0 {
+			t.Errorf("Allocate with EVEN-PORT got relay port %d", relayed.Port)
+		}
+	}
+	// The last connection still holds its allocation; the others closed.
+	eventually(t, func() bool { return s.Allocations() == 1 }, "one allocation left open")
+	if got := metricValue(t, reg, "meeting_turn_allocations_total", "", ""); got != 4 {
+		t.Errorf("allocations counted: %v, want 4", got)
+	}
+	if got := metricValue(t, reg, "meeting_turn_allocations", "", ""); got != 1 {
+		t.Errorf("allocations gauge: %v, want 1", got)
+	}
+}
