@@ -43,12 +43,12 @@ MEETING_E2E_BINARY="$sync_bin" go test -run '^$' -bench 'BenchmarkSyncLag' -benc
   | grep -E '^(sync|Benchmark|ok|FAIL|---)|_test.go'
 rm -rf "$(dirname "$sync_bin")"
 
-log "TURN: CPU µs per relayed message and loss, meeting turn vs coturn's turnserver, both driven by turnutils_uclient at ~10k messages/s (CPU of each server process from /proc/<pid>/stat)"
+log "TURN: CPU µs per relayed message and loss, meeting turn vs coturn's turnserver, both driven by turnutils_uclient at ~10k messages/s (CPU of each server process from /proc/<pid>/stat), 5 rounds, judged on the median of the rounds' ratios"
 command -v turnutils_uclient >/dev/null && command -v turnserver >/dev/null || { log "coturn is missing: run hack/test.sh first"; exit 1; }
 turn_bin=$(mktemp -d)/meeting
 CGO_ENABLED=0 go build -o "$turn_bin" ./cmd/meeting
 MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNRelay' -benchtime 1x -timeout 20m ./test/e2e/ \
-  | grep -E '^(TURN|server|meeting turn|coturn|CPU ratio|Benchmark|ok|FAIL|---)|_test.go'
+  | grep -E '^(TURN|round |[0-9]+ +(meeting turn|coturn)|all +(meeting turn|coturn)|CPU ratio|Benchmark|ok|FAIL|---)|_test.go'
 log "TURN under pressure: meeting turn vs coturn at 10k and 20k messages/s offered, quiet and with a busy loop pinned to each core, 3 rounds each (\$TURN_BENCH_ROUNDS), judged on medians: msg/s, loss, round trip, CPU per message"
 load_now
 MEETING_E2E_BINARY="$turn_bin" go test -run '^$' -bench 'BenchmarkTURNPressure' -benchtime 1x -timeout 90m ./test/e2e/ \
