@@ -246,10 +246,10 @@ YAML
   kubeconfig_for kwok "$dir/kwok.kubeconfig"
   local config=() f
   for f in "$stages"/*.yaml; do config+=(--config "$f"); done
-  # The heartbeat stage renews each node's Lease and writes its status only
-  # every 10 minutes, so KWOK must keep Leases (off unless given a duration):
-  # without them every node turned NotReady each node-monitor-grace-period
-  # (50 s), which marked every pod NotReady for good.
+  # The heartbeat stage writes a node's status only every 10 minutes and
+  # leaves its liveness to its Lease, which KWOK keeps only when given a
+  # duration: without Leases every node turned NotReady each
+  # node-monitor-grace-period (50 s), which marked its pods NotReady for good.
   start kwok "$bin/kwok" --kubeconfig "$dir/kwok.kubeconfig" "${config[@]}" \
     --manage-all-nodes=true --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
     --node-lease-duration-seconds 40
