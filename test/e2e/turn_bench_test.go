@@ -30,10 +30,10 @@ func (f turnFigures) lossPercent() float64 {
 	return 100 * float64(f.lost) / float64(f.sent)
 }
 
-// relayRounds is how many rounds BenchmarkTURNRelay runs per b.N: the
-// ratio of one round moved by 0.15 from run to run on a 2-core machine,
-// mostly with coturn's own CPU per message, so the verdict takes the median
-// of several.
+// relayRounds is how many rounds BenchmarkTURNRelay runs per b.N: on a
+// 2-core machine the ratio of two pooled rounds moved by up to 0.2 between
+// runs of the same code (0.85–1.07), both servers' CPU per message moving
+// with the machine, so the verdict takes the median of several.
 const relayRounds = 5
 
 // BenchmarkTURNRelay measures the CPU that `meeting turn` and coturn's
