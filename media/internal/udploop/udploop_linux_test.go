@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -538,5 +539,67 @@ func testBacklog(t *testing.T, newLoop func(*testing.T) *Loop) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("datagram %d of %d never reached %s", i, len(sent), who)
 		}
+	}
+}
+
+// TestBusyLoopLetsOthersIn: a parked loop serving a long backlog lets the
+// runtime poll for the other loops' sockets every parkedYield, so a
+// datagram for another loop is served while the first still has a backlog,
+// not after it. One P is the hard case: the busy loop holds the only one.
+func TestBusyLoopLetsOthersIn(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	busy, other := newLoop(t), newLoop(t)
+
+	// The other loop's socket records how much of the backlog the busy
+	// loop had served when the other's datagram was handled.
+	var handled atomic.Int32
+	servedAt := make(chan int32, 1)
+	oc, err := other.Adopt(listen(t, "udp4", "127.0.0.1:0"), func([]byte, netip.AddrPort) bool {
+		servedAt <- handled.Load()
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A backlog of three batches, queued before the busy loop serves the
+	// socket, that take 80 µs a datagram to handle: a 7.7 ms stretch, under
+	// the 10 ms after which the runtime preempts a goroutine. Handling the
+	// first sends the other loop its datagram. The loop yields after each
+	// batch; the runtime may run it first after a yield, but not after two.
+	const backlog = 3 * maxBatch
+	bs := listen(t, "udp4", "127.0.0.1:0")
+	if err := bs.SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	sender := listen(t, "udp4", "127.0.0.1:0")
+	for range backlog {
+		if _, err := sender.WriteTo([]byte("backlog"), bs.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var once sync.Once
+	if _, err := busy.Adopt(bs, func([]byte, netip.AddrPort) bool {
+		once.Do(func() {
+			if _, err := sender.WriteTo([]byte("other"), oc.LocalAddr()); err != nil {
+				t.Error(err)
+			}
+		})
+		for start := time.Now(); time.Since(start) < 80*time.Microsecond; {
+		}
+		handled.Add(1)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	select {
+	case n := <-servedAt:
+		if n >= backlog {
+			t.Fatalf("the other loop's datagram was served after all %d of the busy loop's backlog, want while the busy loop still had some", backlog)
+		}
+		t.Logf("the other loop's datagram was served after %d of %d", n, backlog)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other loop's datagram was not served")
 	}
 }
