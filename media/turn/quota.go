@@ -201,6 +201,13 @@ func (q *quotas) closed(relay string) bool {
 	return e.bound
 }
 
+// openRelays is the number of relay sockets open.
+func (q *quotas) openRelays() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.relays)
+}
+
 // usage returns the allocations and reservations of user and in total.
 func (q *quotas) usage(user string) (ofUser, total int) {
 	q.mu.Lock()

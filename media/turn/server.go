@@ -357,6 +357,26 @@ func (s *Server) closeLoops() {
 	}
 }
 
+// closeWait bounds how long Close waits for pion to close its allocations.
+const closeWait = 2 * time.Second
+
+// awaitAllocationsClosed waits, up to closeWait, until pion has closed every
+// allocation and relay socket. pion closes them in goroutines of its own
+// once its sockets are closed, after its Close has returned; closing the
+// loops meanwhile closed relay sockets under it, and it logged "Failed to
+// close allocation" and gave up on the rest.
+func (s *Server) awaitAllocationsClosed() {
+	deadline := time.Now().Add(closeWait)
+	for s.turn.AllocationCount() > 0 || s.quotas.openRelays() > 0 {
+		if time.Now().After(deadline) {
+			s.log.Warn("turn allocations still open at shutdown; closing their sockets",
+				"allocations", s.turn.AllocationCount(), "relay_sockets", s.quotas.openRelays())
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // Allocations is the number of allocations pion holds now.
 func (s *Server) Allocations() int { return s.turn.AllocationCount() }
 
@@ -369,6 +389,7 @@ func (s *Server) Close() error {
 			s.err = fmt.Errorf("close turn server: %w", err)
 		}
 		s.streams.close() // pion leaves accepted connections open
+		s.awaitAllocationsClosed()
 		s.closeLoops()
 		if s.stopProcs != nil {
 			s.stopProcs()

@@ -3,6 +3,7 @@ package turn
 import (
 	"meeting.dev/meeting/media/token"
 
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,10 +11,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -581,5 +585,70 @@ func TestEvenPortAllocationCountedOnce(t *testing.T) {
 	}
 	if got := metricValue(t, reg, "meeting_turn_allocations", "", ""); got != 1 {
 		t.Errorf("allocations gauge: %v, want 1", got)
+	}
+}
+
+// recordingHandler keeps the messages of the records at Warn and above.
+type recordingHandler struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *recordingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs = append(h.msgs, r.Message)
+	return nil
+}
+
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *recordingHandler) messages() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.msgs)
+}
+
+// Close lets pion close every allocation before the event loops close the
+// sockets still open: pion closes its allocations in goroutines of its own
+// after Server.Close returns, and a relay socket the loops closed first made
+// it log "Failed to close allocation" and give up on the rest.
+func TestCloseLetsPionCloseAllocations(t *testing.T) {
+	logs := &recordingHandler{}
+	s, err := New(func() Config {
+		cfg := DefaultConfig()
+		cfg.Secret = testSecret
+		cfg.RelayIP = netip.MustParseAddr("127.0.0.1")
+		cfg.RelayBindIP = netip.MustParseAddr("127.0.0.1")
+		cfg.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		cfg.Registerer = prometheus.NewRegistry()
+		cfg.PacketConns = loopbackUDP(t, 2)
+		cfg.Logger = slog.New(logs)
+		return cfg
+	}())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	const clients = 40
+	for i := range clients {
+		user, pass := creds(fmt.Sprintf("u%d", i), time.Hour)
+		if _, err := allocate(t, dialClient(t, s.UDPAddr(), "udp", user, pass, nil)); err != nil {
+			t.Fatalf("allocate %d: %v", i, err)
+		}
+	}
+	if n := s.Allocations(); n != clients {
+		t.Fatalf("%d allocations before Close, want %d", n, clients)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := s.Allocations(); n != 0 {
+		t.Errorf("%d allocations left after Close, want 0", n)
+	}
+	if msgs := logs.messages(); len(msgs) > 0 {
+		t.Errorf("Close logged %d warnings or errors, the first: %q", len(msgs), msgs[0])
 	}
 }
