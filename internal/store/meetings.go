@@ -133,13 +133,29 @@ func (s *Store) ListMeetings(ctx context.Context, userID uint64, opt meeting.Lis
 	if err := q.Count(&count).Error; err != nil {
 		return nil, 0, fmt.Errorf("count meetings: %w", err)
 	}
-	var rows []Meeting
-	if count > int64(opt.Offset) {
-		if err := q.Order("begin_at DESC, id DESC").Offset(opt.Offset).Limit(opt.Limit).Find(&rows).Error; err != nil {
+	if count <= int64(opt.Offset) {
+		return []meeting.Meeting{}, count, nil
+	}
+	// Scanned by hand: gorm's reflective scan was a sixth of the API's CPU
+	// time on this endpoint (BenchmarkList).
+	rows, err := q.Select("id", "identity", "name", "begin_at", "end_at", "create_id", "max_participants", "created_at", "updated_at").
+		Order("begin_at DESC, id DESC").Offset(opt.Offset).Limit(opt.Limit).Rows()
+	if err != nil {
+		return nil, 0, fmt.Errorf("list meetings: %w", err)
+	}
+	defer rows.Close()
+	out := make([]meeting.Meeting, 0, min(opt.Limit, 100))
+	for rows.Next() {
+		var m meeting.Meeting
+		if err := rows.Scan(&m.ID, &m.Identity, &m.Name, &m.BeginAt, &m.EndAt, &m.CreatorID, &m.MaxParticipants, &m.CreatedAt, &m.UpdatedAt); err != nil {
 			return nil, 0, fmt.Errorf("list meetings: %w", err)
 		}
+		out = append(out, m)
 	}
-	return meetingsOut(rows), count, nil
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list meetings: %w", err)
+	}
+	return out, count, nil
 }
 
 func meetingsOut(rows []Meeting) []meeting.Meeting {

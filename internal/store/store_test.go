@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -267,8 +268,13 @@ func TestListMeetings(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, s *store.Store) {
 		alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
 		base := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+		var latest meeting.Meeting
 		for i := 0; i < 5; i++ {
-			mustMeeting(t, s, alice.ID, fmt.Sprintf("alice %d", i), base.Add(time.Duration(i)*time.Hour))
+			latest = mustMeeting(t, s, alice.ID, fmt.Sprintf("alice %d", i), base.Add(time.Duration(i)*time.Hour))
+		}
+		time.Sleep(20 * time.Millisecond) // so that its updated_at is not its created_at
+		if _, err := s.UpdateMeeting(ctx, latest.Identity, func(m *meeting.Meeting) error { m.MaxParticipants = 7; return nil }); err != nil {
+			t.Fatalf("update: %v", err)
 		}
 		mustMeeting(t, s, bob.ID, "bob's 100% party_", base, alice.ID)
 		mustMeeting(t, s, bob.ID, "bob alone", base)
@@ -279,6 +285,16 @@ func TestListMeetings(t *testing.T) {
 		}
 		if list[0].Name != "alice 4" || list[1].Name != "alice 3" {
 			t.Errorf("order: %q, %q; want latest beginning first", list[0].Name, list[1].Name)
+		}
+		// Every field as Meeting reads it (the list scans its columns by hand).
+		for _, got := range list {
+			want, err := s.Meeting(ctx, got.Identity)
+			if err != nil {
+				t.Fatalf("meeting %s: %v", got.Identity, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("listed %+v\nstored %+v", got, want)
+			}
 		}
 		list, _, _ = s.ListMeetings(ctx, alice.ID, meeting.ListOptions{Offset: 4, Limit: 10})
 		if len(list) != 2 {
