@@ -144,7 +144,7 @@ func (s *Store) ListMeetings(ctx context.Context, userID uint64, opt meeting.Lis
 		return nil, 0, fmt.Errorf("list meetings: %w", err)
 	}
 	defer rows.Close()
-	out := make([]meeting.Meeting, 0, min(opt.Limit, 100))
+	out := make([]meeting.Meeting, 0, max(0, min(opt.Limit, 100))) // the service bounds Limit; the store must not panic on it
 	for rows.Next() {
 		var m meeting.Meeting
 		if err := rows.Scan(&m.ID, &m.Identity, &m.Name, &m.BeginAt, &m.EndAt, &m.CreatorID, &m.MaxParticipants, &m.CreatedAt, &m.UpdatedAt); err != nil {
