@@ -618,20 +618,10 @@ func (h *recordingHandler) messages() []string {
 // it log "Failed to close allocation" and give up on the rest.
 func TestCloseLetsPionCloseAllocations(t *testing.T) {
 	logs := &recordingHandler{}
-	s, err := New(func() Config {
-		cfg := DefaultConfig()
-		cfg.Secret = testSecret
-		cfg.RelayIP = netip.MustParseAddr("127.0.0.1")
-		cfg.RelayBindIP = netip.MustParseAddr("127.0.0.1")
-		cfg.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-		cfg.Registerer = prometheus.NewRegistry()
+	s, _ := startServer(t, func(cfg *Config) {
 		cfg.PacketConns = loopbackUDP(t, 2)
 		cfg.Logger = slog.New(logs)
-		return cfg
-	}())
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
+	})
 	const clients = 40
 	for i := range clients {
 		user, pass := creds(fmt.Sprintf("u%d", i), time.Hour)
