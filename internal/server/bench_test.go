@@ -47,9 +47,9 @@ func BenchmarkList(b *testing.B) {
 	}
 	plain := plainList(sqlDB, h.tokens)
 
-	// Warm up first: after the seeding, both handlers ran at about half
-	// speed for several seconds (in 3 runs the first api and plain runs made
-	// 328–385 req/s, the next 480–729).
+	// Warm up first: after the seeding, both handlers often ran slow for
+	// several seconds (in 2 of 3 runs without it the first api and plain
+	// runs made 328–385 req/s and the last two 480–729).
 	for start := time.Now(); time.Since(start) < warmUp; {
 		for _, handler := range []http.Handler{h.engine, plain} {
 			req := httptest.NewRequest("GET", "/auth/meeting/list?page=3&size=20", nil)
